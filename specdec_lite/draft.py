@@ -1,0 +1,60 @@
+"""The draft model proposes K tokens, using its own KV cache (notebook 01).
+
+Each proposed token x_i comes with q_i, the exact distribution it was drawn from (after the
+sampling transform): the verification rule needs q_i(x_i) and the residual needs all of q_i.
+
+What it does not do: branch (see `token_tree.py`), or look at the target in any way: the
+decision to stop early depends on the draft's own confidence only, which keeps the output
+distribution unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from .kv_cache import forward_new_tokens
+from .sampling import logits_to_probs, sample
+
+
+@dataclass
+class DraftProposal:
+    tokens: torch.Tensor  # [K] the drafted ids x_1..x_K
+    q: torch.Tensor  # [K, vocab] q_i, the distribution x_i was drawn from
+    forwards: int  # draft forward passes spent
+
+
+@torch.inference_mode()
+def propose(
+    draft: PreTrainedModel,
+    cache: DynamicCache,
+    pending_ids: torch.Tensor,
+    k: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    min_confidence: float = 0.0,
+) -> DraftProposal:
+    """Draft up to `k` tokens after `pending_ids` [1, m] (the tokens not yet in the draft's cache).
+
+    Afterwards the cache also holds pending_ids and x_1..x_{K-1}; x_K is never fed (nothing
+    needs its logits). Drafting stops early once the draft's top probability for the next
+    token drops below `min_confidence` (at least one token is always proposed).
+    """
+    logits = forward_new_tokens(draft, cache, pending_ids)[-1]  # [vocab]
+    forwards = 1
+    tokens, qs = [], []
+    for i in range(k):
+        q_i = logits_to_probs(logits, temperature, top_k, top_p)  # [vocab]
+        if i > 0 and min_confidence > 0 and q_i.max() < min_confidence:
+            break
+        x_i = q_i.argmax(-1) if temperature == 0 else sample(q_i, generator)  # [] greedy needs no draw
+        tokens.append(x_i)
+        qs.append(q_i)
+        if i < k - 1:
+            logits = forward_new_tokens(draft, cache, x_i.view(1, 1))[-1]
+            forwards += 1
+    return DraftProposal(torch.stack(tokens), torch.stack(qs), forwards)

