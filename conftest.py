@@ -1,0 +1,24 @@
+"""`pytest` alone runs the unit tests in tests/ AND re-executes every notebook in notebooks/ with nbval.
+
+nbval is switched on here rather than in `addopts` so that `pytest -p no:nbval` (unit tests only)
+keeps working. The notebooks run in this Python environment, pinned to the CPU, with the
+sanitizer in notebooks/sanitize.cfg.
+"""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).parent
+
+
+def pytest_configure(config):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not config.pluginmanager.hasplugin("nbval"):
+        return
+    os.environ["SPECDEC_LITE_DEVICE"] = "cpu"  # nbval kernels inherit it: a GPU would change the numbers
+    option = config.option
+    if not (option.nbval or option.nbval_lax):
+        option.nbval = True
+    option.nbval_current_env = True
+    option.nbval_sanitize_with = option.nbval_sanitize_with or str(ROOT / "notebooks" / "sanitize.cfg")
+    option.nbval_cell_timeout = min(option.nbval_cell_timeout, 600)

@@ -1,0 +1,81 @@
+"""Generation contract: determinism under a seed, EOS, exact max_new_tokens, bad input."""
+
+import pytest
+import torch
+
+from specdec_lite import autoregressive_generate, speculative_generate
+from specdec_lite.tiny_models import tiny_pair
+
+GENERATORS = [autoregressive_generate, speculative_generate]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return tiny_pair("qwen2")
+
+
+@pytest.mark.parametrize("generate", GENERATORS)
+def test_same_seed_same_tokens_other_seed_other_tokens(pair, generate):
+    runs = [generate(pair, "hello", 40, temperature=1.0, seed=s).token_ids for s in (1, 1, 2)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("generate", GENERATORS)
+def test_a_passed_generator_is_used(pair, generate):
+    a = generate(pair, "hello", 30, temperature=1.0, generator=torch.Generator().manual_seed(5)).token_ids
+    b = generate(pair, "hello", 30, temperature=1.0, generator=torch.Generator().manual_seed(5)).token_ids
+    assert a == b
+
+
+@pytest.mark.parametrize("generate", GENERATORS)
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 7, 30])
+def test_exactly_max_new_tokens_without_eos(pair, generate, max_new_tokens):
+    result = generate(pair, "abc", max_new_tokens, temperature=1.0, stop_at_eos=False)
+    assert len(result.token_ids) == max_new_tokens == result.stats.new_tokens
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_eos_stops_generation(pair, temperature):
+    eos = pair.target.generation_config.eos_token_id  # 0 in the tiny models
+    for seed in range(40):
+        free = speculative_generate(pair, "ab", 60, temperature=temperature, seed=seed, stop_at_eos=False).token_ids
+        if eos in free:
+            stopped = speculative_generate(pair, "ab", 60, temperature=temperature, seed=seed).token_ids
+            assert stopped == free[: free.index(eos) + 1]
+            return
+    pytest.fail("no run produced EOS; pick another model seed")
+
+
+def test_stats_are_consistent(pair):
+    result = speculative_generate(pair, "hello world", 40, k=4)
+    stats = result.stats
+    assert stats.new_tokens == len(result.token_ids) == 40
+    assert stats.accepted == sum(step.n_accepted for step in result.trace)
+    assert stats.proposed == sum(len(step.proposed) for step in result.trace)
+    assert sum(len(step.emitted) for step in result.trace) >= 40  # the last step may be cut at max_new_tokens
+    assert stats.target_forwards == len(result.trace) + 1  # + the prefill
+    assert result.text == pair.decode(result.token_ids)
+
+
+def test_trace_records_p_and_q_of_each_proposal(pair):
+    step = speculative_generate(pair, "hello", 10, k=3, temperature=1.0).trace[0]
+    assert len(step.proposed) == len(step.p) == len(step.q) == 3
+    assert all(0 < q <= 1 for q in step.q) and all(0 <= p <= 1 for p in step.p)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(prompt=""), "prompt"),
+    (dict(prompt=["ab", "cd"]), "prompt"),
+    (dict(prompt=torch.ones(2, 3, dtype=torch.long)), "prompt"),
+    (dict(k=0), "k"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.01), "top_p"),
+    (dict(top_k=-2), "top_k"),
+    (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(max_new_tokens=200), "max_new_tokens"),  # tiny models have a 128-token window
+])
+def test_bad_input_is_a_value_error_naming_the_argument(pair, kwargs, name):
+    args = dict(prompt="hello", max_new_tokens=8) | kwargs
+    with pytest.raises(ValueError, match=name):
+        speculative_generate(pair, **args)
