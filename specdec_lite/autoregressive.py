@@ -43,7 +43,7 @@ def autoregressive_generate(
     start = time.perf_counter()
     pending = ids  # tokens not yet in the cache
     while len(new) < max_new_tokens:
-        logits = forward_new_tokens(model, cache, pending)[-1]  # [vocab], next-token logits
+        logits = forward_new_tokens(model, cache, pending, logits_to_keep=1)[-1]  # [vocab], next-token logits
         stats.target_forwards += 1
         token = next_token(logits, temperature, top_k, top_p, generator)  # []
         new.append(int(token))

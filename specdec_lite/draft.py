@@ -26,6 +26,12 @@ class DraftProposal:
     forwards: int  # draft forward passes spent
 
 
+def confidence(logits: torch.Tensor, q: torch.Tensor, temperature: float) -> float:
+    """The draft's top probability: of q, or of softmax(logits) when greedy (a one-hot q says nothing)."""
+    probs = logits.float().softmax(-1) if temperature == 0 else q
+    return float(probs.max())
+
+
 @torch.inference_mode()
 def propose(
     draft: PreTrainedModel,
@@ -42,14 +48,15 @@ def propose(
 
     Afterwards the cache also holds pending_ids and x_1..x_{K-1}; x_K is never fed (nothing
     needs its logits). Drafting stops early once the draft's top probability for the next
-    token drops below `min_confidence` (at least one token is always proposed).
+    token drops below `min_confidence` (at least one token is always proposed); when greedy,
+    that is the top probability of softmax(logits), as in Hugging Face's assistant threshold.
     """
-    logits = forward_new_tokens(draft, cache, pending_ids)[-1]  # [vocab]
+    logits = forward_new_tokens(draft, cache, pending_ids, logits_to_keep=1)[-1]  # [vocab]
     forwards = 1
     tokens, qs = [], []
     for i in range(k):
         q_i = logits_to_probs(logits, temperature, top_k, top_p)  # [vocab]
-        if i > 0 and min_confidence > 0 and q_i.max() < min_confidence:
+        if i > 0 and min_confidence > 0 and confidence(logits, q_i, temperature) < min_confidence:
             break
         x_i = q_i.argmax(-1) if temperature == 0 else sample(q_i, generator)  # [] greedy needs no draw
         tokens.append(x_i)

@@ -31,10 +31,12 @@ def keep_first(cache: DynamicCache, n_tokens: int) -> None:
 
 
 @torch.inference_mode()
-def forward_new_tokens(model: PreTrainedModel, cache: DynamicCache, new_ids: torch.Tensor) -> torch.Tensor:
+def forward_new_tokens(model: PreTrainedModel, cache: DynamicCache, new_ids: torch.Tensor,
+                       logits_to_keep: int = 0) -> torch.Tensor:
     """Run `model` on `new_ids` [1, n] after what `cache` holds; the cache grows by n.
 
-    Returns the logits at the n new positions: [n, vocab].
+    Returns the logits at the n new positions: [n, vocab]; with `logits_to_keep` = m > 0 only
+    at the last m positions: [m, vocab] (the vocabulary projection of the others is skipped).
     """
-    out = model(input_ids=new_ids, cache=cache, use_cache=True)
+    out = model(input_ids=new_ids, cache=cache, use_cache=True, logits_to_keep=logits_to_keep)
     return out.logits[0]

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -112,6 +113,19 @@ def assemble_gguf(chunks: GgufChunks, out_file: Path, parts: list[Path] | None =
     return out_file
 
 
+def write_folder_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a fresh temp folder beside `out_dir`, then rename it to `out_dir`.
+
+    Readers see no folder or a whole one, never half a model; on failure the temp folder is removed.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        write(tmp)
+        os.replace(tmp, out_dir)  # atomic on one file system: same parent folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def convert_gguf_to_folder(gguf_file: Path, out_dir: Path) -> None:
     """Dequantize a GGUF model into a bf16 safetensors + tokenizer folder, written atomically.
 
@@ -121,7 +135,7 @@ def convert_gguf_to_folder(gguf_file: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {gguf_file.name} for {out_dir.name} (once; about 30 s per model)...", flush=True)
+    print(f"converting {gguf_file.name} for {out_dir.name} (once; about 20-60 s per model)...", flush=True)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     config = AutoConfig.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
@@ -130,19 +144,24 @@ def convert_gguf_to_folder(gguf_file: Path, out_dir: Path) -> None:
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
     del loaded
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    try:
-        plain.to(torch.bfloat16).save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out_dir)  # atomic: readers see no folder or a whole one
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    plain = plain.to(torch.bfloat16)
+
+    def write(folder: Path) -> None:
+        plain.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    write_folder_atomically(out_dir, write)
+
+
+def is_built(chunks: GgufChunks) -> bool:
+    """Whether the cached safetensors folder for `chunks` exists (so loading it takes seconds)."""
+    return (cache_dir() / chunks.name / "config.json").is_file()
 
 
 def offline_model_dir(chunks: GgufChunks) -> Path:
     """The cached safetensors folder for `chunks`, building it (join, verify, convert) on first use."""
     out_dir = cache_dir() / chunks.name
-    if (out_dir / "config.json").is_file():
+    if is_built(chunks):
         return out_dir
     parts = chunk_paths(chunks)  # fail fast, before any slow work
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def vocab_size(model: PreTrainedModel) -> int:
 
 
 def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
-    """`from_pretrained` in inference mode; `eager`-free default attention (sdpa)."""
+    """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode."""
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=dtype)
     return model.to(device).eval()
 

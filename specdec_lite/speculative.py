@@ -34,8 +34,8 @@ def prefill(pair: ModelPair, ids: torch.Tensor, stats: GenerationStats):
     """New caches for draft and target holding every prompt token but the last."""
     draft_cache, target_cache = new_cache(pair.draft), new_cache(pair.target)
     if ids.shape[1] > 1:
-        forward_new_tokens(pair.target, target_cache, ids[:, :-1])
-        forward_new_tokens(pair.draft, draft_cache, ids[:, :-1])
+        forward_new_tokens(pair.target, target_cache, ids[:, :-1], logits_to_keep=1)  # logits unused
+        forward_new_tokens(pair.draft, draft_cache, ids[:, :-1], logits_to_keep=1)
         stats.target_forwards += 1
         stats.draft_forwards += 1
     return draft_cache, target_cache

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from specdec_lite import autoregressive_generate, speculative_generate
-from specdec_lite.tiny_models import tiny_pair
+from specdec_lite.tiny_models import TINY_ALPHABET, tiny_pair
 
 GENERATORS = [autoregressive_generate, speculative_generate]
 
@@ -37,10 +37,10 @@ def test_exactly_max_new_tokens_without_eos(pair, generate, max_new_tokens):
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_eos_stops_generation(pair, temperature):
     eos = pair.target.generation_config.eos_token_id  # 0 in the tiny models
-    for seed in range(40):
-        free = speculative_generate(pair, "ab", 60, temperature=temperature, seed=seed, stop_at_eos=False).token_ids
+    for seed, prompt in enumerate(TINY_ALPHABET):  # greedy runs differ by prompt, sampled ones by seed too
+        free = speculative_generate(pair, prompt, 60, temperature=temperature, seed=seed, stop_at_eos=False).token_ids
         if eos in free:
-            stopped = speculative_generate(pair, "ab", 60, temperature=temperature, seed=seed).token_ids
+            stopped = speculative_generate(pair, prompt, 60, temperature=temperature, seed=seed).token_ids
             assert stopped == free[: free.index(eos) + 1]
             return
     pytest.fail("no run produced EOS; pick another model seed")

@@ -57,14 +57,6 @@ def check(pair, k, temperature, top_k=0, top_p=1.0, min_confidence=0.0):
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threading only adds overhead
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("k, temperature, top_k, top_p, min_confidence", [
     (1, 1.0, 0, 1.0, 0.0),
     (3, 0.7, 0, 0.9, 0.0),

@@ -1,0 +1,221 @@
+"""`python -m specdec_lite bench`: plain, speculative and Hugging Face decoding side by side (notebook 05).
+
+Every method decodes greedily the same prompts (shipped in `prompts.json`: code, prose and
+question answering, wrapped in the tokenizer's chat template when it has one) with the same
+max_new_tokens. After a warm-up, the methods run interleaved (the order rotates between runs, so
+background load spreads over all of them) and repeated; the table gives medians per prompt,
+summed per category. Target forwards are counted with a forward hook on the target, which works
+for Hugging Face's `generate` too. Unless --no-theory, it also measures c, the cost of a
+(K+1)-token target forward and α (on the plain continuations), and sets the formula's predicted
+speed-up next to the measured one for each fixed K.
+
+Methods: plain (target alone); k2 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
+confidence (K up to 8, drafting stops below draft probability 0.4); tree (tree_generate, when
+installed); hf_assisted (`target.generate(assistant_model=draft)`, its defaults); hf_lookup
+(prompt-lookup decoding, 10 tokens).
+
+What it does not do: sampling (greedy only, so every method should emit the same tokens; the
+`same` column says whether it did), batches, or CUDA-synchronised timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import importlib.util
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import bench_report
+from .autoregressive import autoregressive_generate
+from .draft_length import HeuristicK
+from .pair import DTYPES, ModelPair, load_pair
+from .speculative import speculative_generate
+
+FIXED_KS = (2, 4, 6, 8)
+ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "tree", "hf_assisted", "hf_lookup")
+FULL = dict(prompts="all", repeats=3, max_new_tokens=64, methods=",".join(ALL_METHODS))
+QUICK = dict(prompts="fibonacci,lighthouse", repeats=1, max_new_tokens=48, methods="plain,k4,k6,adaptive,hf_assisted")
+CONFIDENCE = 0.4  # the same threshold as Hugging Face's assistant_confidence_threshold default
+WARMUP_TOKENS = 4
+
+# a method: (pair, prompt ids [1, n], max_new_tokens) -> (new token ids, drafted tokens or None, accepted or None)
+Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], int | None, int | None]]
+
+
+@dataclass
+class Run:
+    method: str
+    prompt: str
+    category: str
+    repeat: int
+    new_tokens: int
+    seconds: float
+    target_forwards: int
+    proposed: int | None
+    accepted: int | None
+    token_ids: list[int]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--draft", default=None, help="draft model folder or hub id (default: the offline pair)")
+    parser.add_argument("--target", default=None, help="target model folder or hub id (default: the offline pair)")
+    parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="model dtype")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--prompts", default=None, help="'all', comma-separated categories (code, prose, qa) or "
+                        f"prompt names, or a JSON file like prompts.json (default: {FULL['prompts']})")
+    parser.add_argument("--repeats", type=int, default=None, help=f"runs per method and prompt (default: {FULL['repeats']})")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"default: {FULL['max_new_tokens']}")
+    parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(ALL_METHODS)}")
+    parser.add_argument("--out", default="bench_results", help="folder for bench.json and bench.png")
+    parser.add_argument("--quick", action="store_true", help=f"a few minutes: {QUICK}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is steadier on a busy machine)")
+    parser.add_argument("--no-theory", action="store_true", help="skip measuring c, the verification cost and α")
+
+
+def resolve_settings(args: argparse.Namespace) -> dict:
+    """Explicit options win; otherwise the --quick preset or the full defaults. ValueError for bad values."""
+    preset = QUICK if args.quick else FULL
+    settings = {key: getattr(args, key) if getattr(args, key) is not None else value for key, value in preset.items()}
+    if settings["repeats"] < 1:
+        raise ValueError(f"--repeats must be >= 1, got {settings['repeats']}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if settings["max_new_tokens"] < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {settings['max_new_tokens']}")
+    settings["methods"] = settings["methods"].split(",")
+    unknown = [m for m in settings["methods"] if m not in ALL_METHODS]
+    if unknown:
+        raise ValueError(f"--methods must be a subset of {','.join(ALL_METHODS)}, got unknown {unknown}")
+    return settings
+
+
+def select_prompts(spec: str) -> list[dict]:
+    """Prompts ({name, category, text}) by category or name from prompts.json, or all of a JSON file."""
+    if spec.endswith(".json"):
+        return json.loads(Path(spec).read_text())
+    shipped = json.loads(importlib.resources.files("specdec_lite").joinpath("prompts.json").read_text())
+    if spec == "all":
+        return shipped
+    wanted = set(spec.split(","))
+    chosen = [p for p in shipped if p["category"] in wanted or p["name"] in wanted]
+    if not chosen:
+        known = sorted({p["category"] for p in shipped} | {p["name"] for p in shipped})
+        raise ValueError(f"--prompts must be 'all', a .json file, or among {known}; got {spec!r}")
+    return chosen
+
+
+def encode_prompt(pair: ModelPair, text: str) -> torch.Tensor:
+    """The prompt as a user turn of the chat template when the tokenizer has one, else as it is: [1, n]."""
+    if getattr(pair.tokenizer, "chat_template", None):
+        text = pair.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                  add_generation_prompt=True)
+    return pair.encode(text)
+
+
+def ours(**options) -> Method:
+    def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+        result = speculative_generate(pair, ids, max_new_tokens, **options)
+        return result.token_ids, result.stats.proposed, result.stats.accepted
+    return method
+
+
+def plain(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+    return autoregressive_generate(pair, ids, max_new_tokens).token_ids, None, None
+
+
+def hugging_face(**options) -> Method:
+    def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+        out = pair.target.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                   do_sample=False, pad_token_id=pair.tokenizer.pad_token_id, **options)
+        return out[0, ids.shape[1]:].tolist(), None, None
+    return method
+
+
+def tree(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+    from .tree_generate import tree_generate  # another module, present once the tree issue has landed
+
+    result = tree_generate(pair, ids, max_new_tokens, n_branches=3, span=4)
+    return result.token_ids, result.stats.proposed, result.stats.accepted
+
+
+def build_methods(names: list[str], pair: ModelPair) -> dict[str, Method]:
+    """The runnable methods among `names`; 'tree' is skipped (with a note) when its module is absent."""
+    table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree,
+             "confidence": ours(k=8, min_confidence=CONFIDENCE),
+             "hf_assisted": hugging_face(assistant_model=pair.draft),
+             "hf_lookup": hugging_face(prompt_lookup_num_tokens=10)}
+    table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
+    if "tree" in names and importlib.util.find_spec("specdec_lite.tree_generate") is None:
+        print("note: skipping 'tree': specdec_lite.tree_generate is not installed yet")
+        names = [n for n in names if n != "tree"]
+    return {name: table[name] for name in names}
+
+
+def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+    """Run one method; also return its wall time and how many times the target's forward ran."""
+    calls = []
+    hook = pair.target.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        start = time.perf_counter()
+        tokens, proposed, accepted = method(pair, ids, max_new_tokens)
+        seconds = time.perf_counter() - start
+    finally:
+        hook.remove()
+    return tokens, proposed, accepted, seconds, len(calls)
+
+
+def run_all(pair: ModelPair, methods: dict[str, Method], prompts: list[dict], repeats: int,
+            max_new_tokens: int) -> list[Run]:
+    """Warm up, then every method on every prompt `repeats` times, in a rotating order."""
+    encoded = [encode_prompt(pair, p["text"]) for p in prompts]
+    names = list(methods)
+    for name in tqdm(names, desc="warm-up", leave=False):
+        methods[name](pair, encoded[0], min(WARMUP_TOKENS, max_new_tokens))
+    runs = []
+    with tqdm(total=repeats * len(prompts) * len(names), desc="bench") as progress:
+        for repeat in range(repeats):
+            for index, (prompt, ids) in enumerate(zip(prompts, encoded)):
+                shift = (repeat + index) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    tokens, proposed, accepted, seconds, forwards = timed(methods[name], pair, ids, max_new_tokens)
+                    runs.append(Run(name, prompt["name"], prompt["category"], repeat, len(tokens), seconds,
+                                    forwards, proposed, accepted, tokens))
+                    progress.update()
+    return runs
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve_settings(args)
+    prompts = select_prompts(settings["prompts"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
+    methods = build_methods(settings["methods"], pair)
+    runs = run_all(pair, methods, prompts, settings["repeats"], settings["max_new_tokens"])
+    summary = bench_report.summarize(runs)
+    bench_report.print_summary(summary)
+    report = None
+    if not args.no_theory and "plain" in methods:
+        encoded = {p["name"]: encode_prompt(pair, p["text"]) for p in prompts}
+        context = int(statistics.median(ids.shape[1] for ids in encoded.values())) + settings["max_new_tokens"] // 2
+        ks = [k for k in FIXED_KS if f"k{k}" in methods] or list(FIXED_KS)
+        report = bench_report.theory(pair, runs, encoded, summary, ks, context)
+        bench_report.print_theory(report)
+    config = dict(settings, draft=args.draft or "offline 0.5B", target=args.target or "offline 1.5B",
+                  dtype=args.dtype, device=str(pair.device), threads=torch.get_num_threads())
+    (out / "bench.json").write_text(json.dumps(dict(config=config, summary=summary, theory=report,
+                                                    runs=[asdict(r) for r in runs]), indent=1))
+    bench_report.plot(summary, report, out / "bench.png")
+    print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
+    return 0

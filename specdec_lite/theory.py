@@ -1,0 +1,165 @@
+"""How fast speculative decoding can be: α, c and the expected speed-up (notebook 05).
+
+Notation (Leviathan et al. 2023): p = target distribution, q = draft distribution, K drafted
+tokens per step, c = (time of one draft token step) / (time of one target token step).
+
+  α = E[Σ_x min(p(x), q(x))]                       chance that one drafted token is accepted
+  E[tokens per target forward] = (1 − α^(K+1)) / (1 − α)
+  speed-up = (1 − α^(K+1)) / ((1 − α)(K c + 1))
+
+The paper assumes that scoring K+1 tokens in one target forward costs the same as scoring one.
+On a GPU that holds for small K; on a CPU it does not (a (K+1)-token bf16 forward here costs ~3x
+a 1-token one). `predicted_speedup(..., verify_cost=v)` replaces the 1 in the denominator by
+v = t_target(K+1 tokens) / t_target(1 token), which `measure_verify_cost` measures.
+
+What it does not do: model acceptance that varies along the text (α is one number), trees of
+drafts, or the per-step Python overhead of the loop itself.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from .autoregressive import autoregressive_generate
+from .inputs import Prompt, prompt_ids
+from .kv_cache import forward_new_tokens, keep_first, new_cache
+from .pair import ModelPair
+from .sampling import logits_to_probs
+
+
+def acceptance_per_position(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Σ_x min(p(x), q(x)) for each position: p, q [..., vocab] -> [...]."""
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    return torch.minimum(p.float(), q.float()).sum(-1)
+
+
+def alpha(p: torch.Tensor, q: torch.Tensor) -> float:
+    """α = E[Σ_x min(p(x), q(x))], the mean over the positions of p, q [n, vocab] (or [vocab])."""
+    return float(acceptance_per_position(p, q).mean())
+
+
+def _check_alpha_k(alpha_: float, k: int) -> None:
+    if not 0 <= alpha_ <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha_}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def expected_tokens_per_forward(alpha_: float, k: int) -> float:
+    """(1 − α^(K+1)) / (1 − α): tokens emitted per target forward (K + 1 when α = 1)."""
+    _check_alpha_k(alpha_, k)
+    if alpha_ == 1:
+        return float(k + 1)
+    return (1 - alpha_ ** (k + 1)) / (1 - alpha_)
+
+
+def predicted_speedup(alpha_: float, k: int, c: float, verify_cost: float = 1.0) -> float:
+    """Expected speed-up over plain target decoding: tokens per step / cost of a step.
+
+    A step costs K draft steps (K c) plus one target forward over K+1 tokens (`verify_cost`,
+    in units of a 1-token target forward; the paper's value is 1).
+    """
+    if c < 0:
+        raise ValueError(f"c must be >= 0, got {c}")
+    if verify_cost <= 0:
+        raise ValueError(f"verify_cost must be > 0, got {verify_cost}")
+    return expected_tokens_per_forward(alpha_, k) / (k * c + verify_cost)
+
+
+def best_k(alpha_: float, c: float, k_max: int = 16, verify_costs: Sequence[float] | None = None) -> int:
+    """The K in 1..k_max with the highest predicted speed-up.
+
+    `verify_costs[K-1]` is the cost of a (K+1)-token target forward (default: 1 for every K).
+    """
+    if k_max < 1:
+        raise ValueError(f"k_max must be >= 1, got {k_max}")
+    if verify_costs is not None and len(verify_costs) < k_max:
+        raise ValueError(f"verify_costs must have k_max={k_max} entries, got {len(verify_costs)}")
+    costs = verify_costs if verify_costs is not None else [1.0] * k_max
+    return max(range(1, k_max + 1), key=lambda k: predicted_speedup(alpha_, k, c, costs[k - 1]))
+
+
+@torch.inference_mode()
+def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1, repeats: int = 5) -> float:
+    """Median seconds of one forward over `n_tokens` new tokens after `context_length` cached ones."""
+    if context_length < 1 or n_tokens < 1 or repeats < 1:
+        raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
+                         f"{context_length}, {n_tokens}, {repeats}")
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    ids = torch.randint(vocab, (1, context_length + n_tokens), generator=generator).to(model.device)
+    cache = new_cache(model)
+    forward_new_tokens(model, cache, ids[:, :context_length], logits_to_keep=1)
+    times = []
+    for _ in range(repeats + 1):  # the first run warms up
+        start = time.perf_counter()
+        forward_new_tokens(model, cache, ids[:, context_length:])
+        times.append(time.perf_counter() - start)
+        keep_first(cache, context_length)
+    return statistics.median(times[1:])
+
+
+def measure_c(pair: ModelPair, context_lengths: Sequence[int] = (64, 256), repeats: int = 5) -> float:
+    """c = draft one-token step time / target one-token step time, the median over `context_lengths`.
+
+    The two models are timed one right after the other at each length, so that slow background
+    load affects both alike.
+    """
+    ratios = [forward_time(pair.draft, n, 1, repeats) / forward_time(pair.target, n, 1, repeats)
+              for n in context_lengths]
+    return statistics.median(ratios)
+
+
+def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_length: int = 128,
+                        repeats: int = 5) -> dict[int, float]:
+    """{K: t(forward over K+1 tokens) / t(forward over 1 token)} at `context_length`."""
+    one = forward_time(model, context_length, 1, repeats)
+    return {k: forward_time(model, context_length, k + 1, repeats) / one for k in ks}
+
+
+@torch.inference_mode()
+def continuation_acceptance(pair: ModelPair, ids: torch.Tensor, continuation: Sequence[int],
+                            temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Σ_x min(p, q) at each position of `continuation` after the prompt `ids` [1, n]: [m].
+
+    One forward of each model over prompt + continuation gives p and q at every position.
+    """
+    full = torch.cat([ids, torch.tensor([list(continuation)], device=ids.device)], dim=1)  # [1, n + m]
+    window = slice(ids.shape[1] - 1, full.shape[1] - 1)  # the positions that predict the continuation
+    p = logits_to_probs(forward_new_tokens(pair.target, new_cache(pair.target), full[:, :-1])[window],
+                        temperature, top_k, top_p)  # [m, vocab]
+    q = logits_to_probs(forward_new_tokens(pair.draft, new_cache(pair.draft), full[:, :-1])[window],
+                        temperature, top_k, top_p)  # [m, vocab]
+    return acceptance_per_position(p, q)
+
+
+def position_acceptance(pair: ModelPair, prompt: Prompt, max_new_tokens: int = 32,
+                        temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """Σ_x min(p, q) at each position of the target's own continuation of `prompt`: [n_new].
+
+    The target generates the continuation (greedy, or sampled with `seed`), then
+    `continuation_acceptance` scores it.
+    """
+    ids = prompt_ids(pair, prompt)  # [1, n]
+    continuation = autoregressive_generate(pair, ids, max_new_tokens, temperature, top_k, top_p, seed).token_ids
+    return continuation_acceptance(pair, ids, continuation, temperature, top_k, top_p)
+
+
+def measure_alpha(pair: ModelPair, prompts: Sequence[Prompt], max_new_tokens: int = 32,
+                  temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> float:
+    """α over `prompts`: the mean of Σ_x min(p, q) over every generated position of every prompt.
+
+    At temperature 0, p and q are one-hot and α is the share of positions where the draft's
+    argmax equals the target's.
+    """
+    if not prompts:
+        raise ValueError("prompts must not be empty")
+    per_position = [position_acceptance(pair, prompt, max_new_tokens, temperature, top_k, top_p, seed)
+                    for prompt in prompts]
+    return float(torch.cat(per_position).mean())

@@ -1,0 +1,79 @@
+"""The `bench` command on a saved tiny pair: table rows, bench.json and bench.png; its option checks."""
+
+import argparse
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from specdec_lite import bench
+from specdec_lite.cli import main
+from specdec_lite.tiny_models import save_tiny_pair
+
+METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup"]
+if importlib.util.find_spec("specdec_lite.tree_generate"):  # the tree method, once its module has landed
+    METHODS.append("tree")
+
+
+@pytest.fixture
+def one_thread():
+    """One CPU thread: small multi-row matmuls are far steadier on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_thread):
+    draft, target = save_tiny_pair(tmp_path / "pair", arch="qwen2")
+    out = tmp_path / "out"
+    code = main(["bench", "--draft", str(draft), "--target", str(target), "--dtype", "float32",
+                 "--prompts", "fibonacci,tcp_udp", "--repeats", "2", "--max-new-tokens", "6",
+                 "--methods", ",".join(METHODS), "--threads", "1", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(report["runs"]) == 2 * 2 * len(METHODS)  # repeats x prompts x methods
+    rows = {(r["method"], r["category"]): r for r in report["summary"]}
+    assert set(rows) == {(m, c) for m in METHODS for c in ("code", "qa", "all")}
+    for method in METHODS:
+        assert method in printed
+        row = rows[method, "all"]
+        assert row["prompts"] == 2 and row["tokens"] >= 2 and row["tokens_per_s"] > 0
+        assert row["same"] == 2  # fp32 greedy: every method emits the plain tokens
+    assert rows["plain", "all"]["speedup"] == 1.0
+    assert rows["plain", "all"]["tokens_per_forward"] == 1.0
+    assert rows["k2", "all"]["acceptance_rate"] is not None and rows["plain", "all"]["acceptance_rate"] is None
+    theory = report["theory"]
+    assert [r["k"] for r in theory["rows"] if r["category"] == "all"] == [2]
+    assert 0 <= theory["alpha"]["all"] <= 1 and theory["c"] > 0
+    assert "ceiling 1/c" in printed
+
+
+def namespace(**options):
+    defaults = dict(prompts=None, repeats=None, max_new_tokens=None, methods=None, quick=False, threads=None)
+    return argparse.Namespace(**(defaults | options))
+
+
+def test_settings_presets_and_bad_options():
+    assert bench.resolve_settings(namespace())["methods"] == list(bench.ALL_METHODS)
+    quick = bench.resolve_settings(namespace(quick=True, repeats=2))
+    assert quick["repeats"] == 2 and quick["max_new_tokens"] == bench.QUICK["max_new_tokens"]
+    for bad, match in [(dict(repeats=0), "--repeats"), (dict(max_new_tokens=0), "--max-new-tokens"),
+                       (dict(methods="plain,warp"), "--methods"), (dict(threads=0), "--threads")]:
+        with pytest.raises(ValueError, match=match):
+            bench.resolve_settings(namespace(**bad))
+
+
+def test_shipped_prompts_and_selection(tmp_path):
+    shipped = bench.select_prompts("all")
+    assert len(shipped) >= 8 and {p["category"] for p in shipped} == {"code", "prose", "qa"}
+    assert len({p["name"] for p in shipped}) == len(shipped)
+    assert {p["category"] for p in bench.select_prompts("code")} == {"code"}
+    assert [p["name"] for p in bench.select_prompts("lighthouse")] == ["lighthouse"]
+    own = tmp_path / "mine.json"
+    own.write_text(json.dumps([{"name": "x", "category": "code", "text": "def f():"}]))
+    assert bench.select_prompts(str(own))[0]["name"] == "x"
+    with pytest.raises(ValueError, match="--prompts"):
+        bench.select_prompts("poetry")

@@ -1,0 +1,67 @@
+"""`python -m specdec_lite demo` on a saved tiny pair, through --draft/--target (no offline pair)."""
+
+import argparse
+
+import pytest
+
+from specdec_lite import demo
+from specdec_lite.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS
+from specdec_lite.tiny_models import save_tiny_pair, tiny_pair
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    return save_tiny_pair(tmp_path_factory.mktemp("tiny_pair"))
+
+
+def run_demo(folders, *extra: str) -> int:
+    draft, target = folders
+    return demo.run(parse(["--draft", str(draft), "--target", str(target), "--prompt", "hello world",
+                           "--max-new-tokens", "12", "--device", "cpu", *extra]))
+
+
+def test_greedy_demo_prints_continuation_acceptance_and_speed_up(tiny_folders, capsys):
+    assert run_demo(tiny_folders, "--dtype", "float32", "-k", "3") == 0
+    out = capsys.readouterr().out
+    assert "hello world" in out
+    assert "same tokens as plain greedy decoding: True" in out
+    assert "accepted / drafted = " in out and "K = 3" in out
+    assert "[" in out  # the step-by-step trace: [accepted] tokens
+    assert "tokens per target forward: speculative" in out
+    assert out.count("tokens/s") == 2 and "speed-up: " in out
+    assert "First run" not in out  # folders given: nothing to build
+
+
+def test_sampling_demo_in_bf16_runs(tiny_folders, capsys):
+    assert run_demo(tiny_folders, "--temperature", "0.8", "--top-k", "10", "--top-p", "0.9", "--seed", "3") == 0
+    out = capsys.readouterr().out
+    assert "bfloat16 on cpu" in out
+    assert "same tokens as plain greedy" not in out  # only a greedy run can be compared token by token
+    assert "speed-up: " in out
+
+
+@pytest.mark.parametrize("bad, option", [(["-k", "0"], "-k"), (["--max-new-tokens", "0"], "--max-new-tokens"),
+                                         (["--top-p", "0"], "top_p"), (["--temperature", "-1"], "temperature"),
+                                         (["--prompt", ""], "--prompt")])
+def test_bad_option_is_refused_before_loading(bad, option, tiny_folders, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "load_pair", lambda *a, **k: pytest.fail("loaded a pair despite a bad option"))
+    assert run_demo(tiny_folders, *bad) == 2
+    assert option in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_first_run_of_the_offline_pair_is_announced(built, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path))
+    if built:
+        for chunks in (DRAFT_CHUNKS, TARGET_CHUNKS):
+            (tmp_path / chunks.name).mkdir()
+            (tmp_path / chunks.name / "config.json").write_text("{}")
+    monkeypatch.setattr(demo, "load_pair", lambda *a, **k: tiny_pair("gpt2"))
+    assert demo.run(parse(["--prompt", "abc", "--max-new-tokens", "4"])) == 0
+    assert ("First run: building the offline Qwen2.5-Coder pair" in capsys.readouterr().out) is not built

@@ -1,0 +1,96 @@
+"""Adaptive draft length (HeuristicK) and the draft-confidence stop keep greedy output exact (fp32, tiny pairs)."""
+
+import pytest
+import torch
+
+from specdec_lite.autoregressive import autoregressive_generate
+from specdec_lite.draft import confidence
+from specdec_lite.draft_length import FixedK, HeuristicK, draft_length_policy
+from specdec_lite.speculative import speculative_generate
+from specdec_lite.tiny_models import tiny_pair
+
+PROMPTS = ["a", "hello", "the cat sat", "zzz", "why not?", "abc abc abc", "on the mat.", "q", "it is, it was",
+           "lorem ipsum", "x y z", "speculative", "draft and target", "one, two", "seven!", "hm"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster and steadier on one thread of a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", params=["gpt2", "qwen2"])
+def pair(request):
+    return tiny_pair(request.param, noise=0.08)
+
+
+def test_heuristic_k_schedule():
+    policy = HeuristicK(k=4, k_min=2, k_max=7)
+    ks = []
+    for n_accepted, n_proposed in [(4, 4), (6, 6), (3, 7), (0, 6), (0, 5), (0, 4), (1, 3), (2, 2)]:
+        policy.update(n_accepted, n_proposed)
+        ks.append(policy.next_k())
+    assert ks == [6, 7, 6, 5, 4, 3, 2, 4]
+    assert draft_length_policy(3) == FixedK(3)
+    with pytest.raises(ValueError, match="k_min"):
+        HeuristicK(k=1, k_min=2)
+
+
+@pytest.mark.parametrize("start_k", [1, 3, 6])
+def test_heuristic_k_is_greedy_exact(pair, start_k):
+    for prompt in PROMPTS:
+        plain = autoregressive_generate(pair, prompt, 24).token_ids
+        result = speculative_generate(pair, prompt, 24, k=HeuristicK(k=start_k, k_max=10))
+        assert result.token_ids == plain, prompt
+        assert result.stats.accepted <= result.stats.proposed
+
+
+def test_heuristic_k_follows_its_schedule_in_the_loop(pair):
+    result = speculative_generate(pair, "the cat sat", 40, k=HeuristicK(k=2, k_max=8), stop_at_eos=False)
+    expected = HeuristicK(k=2, k_max=8)
+    emitted = 0
+    for step in result.trace:
+        remaining = 40 - emitted
+        assert len(step.proposed) == min(expected.next_k(), remaining - 1)  # never past max_new_tokens
+        expected.update(step.n_accepted, len(step.proposed))
+        emitted += len(step.emitted)
+    assert len({len(step.proposed) for step in result.trace}) > 1  # K did change
+
+
+@pytest.mark.parametrize("k, threshold", [(2, 0.3), (4, 0.6), (8, 0.9), (8, 0.999)])
+def test_confidence_stop_is_greedy_exact(pair, k, threshold):
+    for prompt in PROMPTS:
+        plain = autoregressive_generate(pair, prompt, 24).token_ids
+        result = speculative_generate(pair, prompt, 24, k=k, min_confidence=threshold)
+        assert result.token_ids == plain, prompt
+        assert all(1 <= len(step.proposed) <= k for step in result.trace)
+
+
+def test_confidence_stop_shortens_drafts(pair):
+    lengths = {}
+    for threshold in (0.0, 0.999):
+        result = speculative_generate(pair, "hello", 30, k=6, min_confidence=threshold, stop_at_eos=False)
+        lengths[threshold] = [len(step.proposed) for step in result.trace]
+    assert lengths[0.0][:2] == [6, 6]  # without the stop, every step drafts K (until max_new_tokens nears)
+    mean = {threshold: sum(ks) / len(ks) for threshold, ks in lengths.items()}
+    assert mean[0.999] < mean[0.0]  # some drafts stopped early
+
+
+def test_heuristic_k_with_confidence_stop_is_greedy_exact_and_sampling_is_seeded(pair):
+    for prompt in PROMPTS[:8]:
+        plain = autoregressive_generate(pair, prompt, 20).token_ids
+        assert speculative_generate(pair, prompt, 20, k=HeuristicK(), min_confidence=0.5).token_ids == plain
+    sampled = [speculative_generate(pair, "hello", 20, k=HeuristicK(), min_confidence=0.5, temperature=0.8,
+                                    seed=7).token_ids for _ in range(2)]
+    assert sampled[0] == sampled[1]
+
+
+def test_greedy_confidence_is_the_softmax_top_probability():
+    logits = torch.tensor([2.0, 1.0, 0.0])
+    one_hot = torch.tensor([1.0, 0.0, 0.0])
+    assert confidence(logits, one_hot, 0.0) == pytest.approx(float(logits.softmax(-1).max()))
+    q = torch.tensor([0.5, 0.3, 0.2])
+    assert confidence(logits, q, 1.0) == pytest.approx(0.5)

@@ -1,0 +1,111 @@
+"""pick_device's overrides; load_pair's real from_pretrained path on saved tiny pairs (slow: the offline pair)."""
+
+import pytest
+import torch
+from transformers import GPT2LMHeadModel, Qwen2ForCausalLM
+
+from specdec_lite import load_pair, pick_device
+from specdec_lite.device import DEVICE_ENV_VAR
+from specdec_lite.pair import resolve_dtype
+from specdec_lite.tiny_models import TINY_VOCAB, save_tiny_pair
+
+QWEN_VOCAB = 151_936
+
+
+@pytest.fixture
+def no_device_env(monkeypatch):
+    monkeypatch.delenv(DEVICE_ENV_VAR, raising=False)
+
+
+def test_pick_device_prefers_cuda_then_mps_then_cpu(no_device_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device() == torch.device("cuda")
+
+
+def test_argument_overrides_env_var_which_overrides_the_default(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv(DEVICE_ENV_VAR, "cpu")
+    assert pick_device() == torch.device("cpu")
+    assert pick_device("mps") == torch.device("mps")
+    assert pick_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    monkeypatch.setenv(DEVICE_ENV_VAR, "")  # empty means unset
+    assert pick_device() == torch.device("cuda")
+
+
+@pytest.mark.parametrize("bad", ["tpu", "meta", "banana", "cuda:x", ""])
+def test_bad_device_argument_is_a_value_error(bad, no_device_env):
+    with pytest.raises(ValueError, match=r"device must be one of \('cpu', 'cuda', 'mps'\)"):
+        pick_device(bad)
+
+
+def test_bad_env_var_is_a_value_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(DEVICE_ENV_VAR, "gpu")
+    with pytest.raises(ValueError, match=rf"\${DEVICE_ENV_VAR} must be one of .*'gpu'"):
+        pick_device()
+
+
+@pytest.mark.parametrize("name, expected", [("bfloat16", torch.bfloat16), ("bf16", torch.bfloat16),
+                                            ("float32", torch.float32), ("fp32", torch.float32),
+                                            ("float16", torch.float16), (torch.float32, torch.float32)])
+def test_dtype_names(name, expected):
+    assert resolve_dtype(name) is expected
+
+
+def test_bad_dtype_is_refused():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        resolve_dtype("int8")
+
+
+@pytest.mark.parametrize("arch, model_class", [("gpt2", GPT2LMHeadModel), ("qwen2", Qwen2ForCausalLM)])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_load_pair_from_saved_folders(arch, model_class, dtype, tmp_path):
+    draft_dir, target_dir = save_tiny_pair(tmp_path, arch=arch)
+    pair = load_pair(draft=draft_dir, target=str(target_dir), dtype=dtype, device="cpu")
+    assert isinstance(pair.draft, model_class) and isinstance(pair.target, model_class)
+    assert pair.draft.config.num_hidden_layers == 1 and pair.target.config.num_hidden_layers == 2
+    assert pair.dtype is resolve_dtype(dtype) and pair.device == torch.device("cpu")
+    for model in (pair.draft, pair.target):
+        assert next(model.parameters()).dtype is pair.dtype and not model.training
+        assert model.get_output_embeddings().weight.shape[0] == TINY_VOCAB
+    ids = pair.encode("hello")
+    assert ids.shape == (1, 5) and pair.decode(ids[0]) == "hello"
+
+
+def test_vocabulary_mismatch_is_refused(tmp_path):
+    draft_dir, target_dir = save_tiny_pair(tmp_path, draft_vocab=20, target_vocab=TINY_VOCAB)
+    with pytest.raises(ValueError, match="must share a vocabulary.* 20 tokens.* 32"):
+        load_pair(draft=draft_dir, target=target_dir, device="cpu")
+
+
+@pytest.mark.parametrize("given", [{"draft": "somewhere"}, {"target": "somewhere"}])
+def test_draft_and_target_come_together(given):
+    with pytest.raises(ValueError, match="draft and target must be given together"):
+        load_pair(**given)
+
+
+def test_bad_dtype_or_device_is_refused_before_loading(tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        load_pair(draft=tmp_path / "no_draft", target=tmp_path / "no_target", dtype="double")
+    with pytest.raises(ValueError, match="device must be one of"):
+        load_pair(draft=tmp_path / "no_draft", target=tmp_path / "no_target", device="tpu")
+
+
+@pytest.fixture(scope="module")
+def offline_pair():
+    pair = load_pair(dtype="bfloat16", device="cpu")
+    yield pair
+    pair.release()
+
+
+@pytest.mark.slow
+def test_offline_pair_loads_both_qwen_models_with_one_vocabulary(offline_pair):
+    assert offline_pair.draft.config.model_type == offline_pair.target.config.model_type == "qwen2"
+    assert offline_pair.draft.get_output_embeddings().weight.shape[0] == QWEN_VOCAB
+    assert offline_pair.target.get_output_embeddings().weight.shape[0] == QWEN_VOCAB
+    assert offline_pair.draft.num_parameters() < offline_pair.target.num_parameters()
+    assert offline_pair.decode(offline_pair.encode("def add(a, b):")[0]) == "def add(a, b):"

@@ -1,0 +1,144 @@
+"""theory.py: α from p and q, expected tokens per forward, predicted speed-up, best K, measuring c and α."""
+
+import random
+
+import pytest
+import torch
+
+from specdec_lite.autoregressive import autoregressive_generate
+from specdec_lite.theory import (
+    acceptance_per_position,
+    alpha,
+    best_k,
+    expected_tokens_per_forward,
+    forward_time,
+    measure_alpha,
+    measure_c,
+    measure_verify_cost,
+    position_acceptance,
+    predicted_speedup,
+)
+from specdec_lite.tiny_models import tiny_pair
+from specdec_lite.verification import acceptance_probability
+
+
+def test_alpha_of_explicit_distributions():
+    p = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    q = torch.tensor([0.1, 0.3, 0.0, 0.6])
+    assert alpha(p, q) == pytest.approx(0.1 + 0.3)
+    assert alpha(p, p) == pytest.approx(1.0)
+    assert alpha(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 0.0
+    assert alpha(torch.stack([p, p]), torch.stack([q, p])) == pytest.approx((0.4 + 1.0) / 2)
+
+
+def test_alpha_equals_the_acceptance_probability_of_the_rule():
+    # Σ_x q(x) min(1, p(x)/q(x)) is the chance the sampling rule accepts one drafted token: it equals Σ min(p, q)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        p = torch.rand(12, generator=generator) ** 3
+        q = torch.rand(12, generator=generator) ** 3
+        p[0], q[1] = 0.0, 0.0
+        p, q = p / p.sum(), q / q.sum()
+        accept = (q * acceptance_probability(p, q)).sum()
+        assert float(accept) == pytest.approx(alpha(p, q), abs=1e-6)
+
+
+def test_alpha_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        acceptance_per_position(torch.ones(3), torch.ones(4))
+
+
+@pytest.mark.parametrize("a, k", [(0.0, 3), (0.5, 1), (0.8, 4), (0.95, 8), (1.0, 5)])
+def test_expected_tokens_per_forward_matches_a_simulation(a, k):
+    # each step: accept drafted tokens one by one with probability α until a rejection or K; +1 emitted
+    rng = random.Random(0)
+    steps = 40_000
+    total = 0
+    for _ in range(steps):
+        n = 0
+        while n < k and rng.random() < a:
+            n += 1
+        total += n + 1
+    assert expected_tokens_per_forward(a, k) == pytest.approx(total / steps, rel=0.02)
+    assert 1 <= expected_tokens_per_forward(a, k) <= k + 1
+
+
+def test_expected_tokens_closed_form_edges():
+    assert expected_tokens_per_forward(0.0, 7) == 1.0
+    assert expected_tokens_per_forward(1.0, 7) == 8.0
+    assert expected_tokens_per_forward(0.5, 2) == pytest.approx(1 + 0.5 + 0.25)
+
+
+def test_predicted_speedup():
+    assert predicted_speedup(0.8, 4, 0.0) == pytest.approx(expected_tokens_per_forward(0.8, 4))
+    assert predicted_speedup(0.8, 4, 0.25) == pytest.approx(expected_tokens_per_forward(0.8, 4) / 2)
+    # a costlier verification forward lowers the prediction in proportion
+    assert predicted_speedup(0.8, 4, 0.25, verify_cost=3.0) == pytest.approx(expected_tokens_per_forward(0.8, 4) / 4)
+    assert predicted_speedup(0.0, 1, 0.5) < 1  # nothing accepted: speculation loses
+
+
+@pytest.mark.parametrize("bad, match", [(dict(alpha_=1.5), "alpha"), (dict(k=0), "k must"),
+                                        (dict(c=-0.1), "c must"), (dict(verify_cost=0), "verify_cost")])
+def test_predicted_speedup_refuses_bad_input(bad, match):
+    args = dict(alpha_=0.5, k=2, c=0.1) | bad
+    with pytest.raises(ValueError, match=match):
+        predicted_speedup(**args)
+
+
+def test_best_k():
+    assert best_k(0.0, 0.1) == 1
+    assert best_k(0.99, 0.0, k_max=16) == 16
+    ks = [best_k(a, 0.05) for a in (0.5, 0.7, 0.9)]
+    assert ks == sorted(ks) and ks[0] < ks[-1]  # better drafts are worth longer drafts
+    # a verification that grows with K pulls the best K down
+    rising = [1 + 0.4 * k for k in range(1, 17)]
+    assert best_k(0.9, 0.05, verify_costs=rising) < best_k(0.9, 0.05)
+    chosen = best_k(0.8, 0.2, k_max=10)
+    assert all(predicted_speedup(0.8, chosen, 0.2) >= predicted_speedup(0.8, k, 0.2) for k in range(1, 11))
+    with pytest.raises(ValueError, match="verify_costs"):
+        best_k(0.8, 0.2, k_max=4, verify_costs=[1.0, 1.0])
+
+
+def test_forward_time_and_measurements_on_a_tiny_pair():
+    pair = tiny_pair("qwen2")
+    assert forward_time(pair.target, 10, 3, repeats=2) > 0
+    c = measure_c(pair, context_lengths=(8, 16), repeats=1)
+    assert 0 < c < 10
+    costs = measure_verify_cost(pair.target, [1, 4], context_length=8, repeats=1)
+    assert sorted(costs) == [1, 4] and all(v > 0 for v in costs.values())
+    with pytest.raises(ValueError, match="context_length"):
+        forward_time(pair.target, 0)
+
+
+def test_forward_time_leaves_no_trace_in_the_model():
+    pair = tiny_pair("gpt2")
+    before = autoregressive_generate(pair, "hello", 8).token_ids
+    forward_time(pair.target, 12, 4, repeats=2)
+    assert autoregressive_generate(pair, "hello", 8).token_ids == before
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_greedy_alpha_is_the_share_of_positions_where_the_argmaxes_agree(arch):
+    pair = tiny_pair(arch, noise=0.1)
+    prompt = "hello world"
+    target_tokens = autoregressive_generate(pair, prompt, 20).token_ids
+    agree = []
+    ids = pair.encode(prompt)[0].tolist()
+    for token in target_tokens:  # the draft's greedy choice after each prefix of the target's continuation
+        draft_next = autoregressive_generate(pair, ids, 1, model=pair.draft, stop_at_eos=False).token_ids[0]
+        agree.append(float(draft_next == token))
+        ids.append(token)
+    assert position_acceptance(pair, prompt, 20).tolist() == agree
+    assert 0 < sum(agree) < len(agree)  # the pair is neither perfect nor useless
+
+
+def test_measure_alpha_is_one_for_identical_models_and_in_range_otherwise():
+    pair = tiny_pair("gpt2", noise=0.3)
+    prompts = ["abc", "hello world", "zz top"]
+    a_greedy = measure_alpha(pair, prompts, max_new_tokens=12)
+    a_sampled = measure_alpha(pair, prompts, max_new_tokens=12, temperature=1.0, seed=3)
+    assert 0 < a_greedy < 1 and 0 < a_sampled < 1
+    pair.draft = pair.target
+    assert measure_alpha(pair, prompts, max_new_tokens=12, temperature=0.7) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="prompts"):
+        measure_alpha(pair, [])

@@ -1,0 +1,168 @@
+"""Token-tree sampling follows the target's distribution: 20,000 end-to-end `tree_generate` runs per setting.
+
+The first two emitted tokens are compared with the target's exact joint p(x1) p(x2 | x1) by a
+chi-square test and a total-variation bound (tests/distribution_checks.py). The fast settings
+use `TrigramLM` (a lookup-table LM that honours the tree's 4D attention mask and lives in a real
+DynamicCache, so drafting, the tree forward and the KV compaction all run as on a transformer);
+one slow setting uses a tiny Qwen2 transformer. max_new_tokens = span + 1 lets the first step
+use a full-depth tree; span <= 2, as nodes deeper than 2 cannot change the first two tokens.
+A deliberately biased rule (the seed's: check each branch on its own and keep the one with the
+longest accepted prefix) must fail the same test. The rule at one node is also checked by exact
+enumeration over every ordered draw of the siblings: its output distribution equals p.
+"""
+
+import importlib
+import itertools
+
+import pytest
+import torch
+
+from distribution_checks import matches_distribution
+from specdec_lite.pair import ModelPair
+from specdec_lite.sampling import logits_to_probs, sample
+from specdec_lite.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
+from specdec_lite.toy_lm import TrigramLM
+from specdec_lite.tree_generate import tree_generate
+from specdec_lite.tree_verification import (TreeVerdict, acceptance_probability, after_rejection, children_lists,
+                                            residual_distribution, without_token)
+
+VOCAB, CONTEXT, N_SAMPLES = 16, [3], 20_000  # a one-token prompt: no prefill forwards
+tree_generate_module = importlib.import_module("specdec_lite.tree_generate")
+pytestmark = pytest.mark.statistical
+
+
+def trigram_pair(noise: float = 1.0) -> ModelPair:
+    target, draft = TrigramLM(VOCAB, seed=0), TrigramLM(VOCAB, seed=0)
+    draft.table += noise * torch.randn(draft.table.shape, generator=torch.Generator().manual_seed(1))
+    return ModelPair(draft, target, tiny_tokenizer(VOCAB), torch.float32, torch.device("cpu"))
+
+
+@torch.inference_mode()
+def exact_first_two(pair: ModelPair, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """p(x1, x2) for all VOCAB^2 pairs, flattened row-major: [VOCAB * VOCAB]."""
+    def next_probs(ids):
+        logits = pair.target(input_ids=torch.tensor([ids])).logits[0, -1]
+        return logits_to_probs(logits, temperature, top_k, top_p).double()
+    p1 = next_probs(CONTEXT)  # [V]
+    p2 = torch.stack([next_probs(CONTEXT + [x1]) for x1 in range(VOCAB)])  # [V, V]
+    return (p1[:, None] * p2).reshape(-1)
+
+
+def sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n=N_SAMPLES) -> list:
+    generator = torch.Generator().manual_seed(1234)
+    samples = []
+    for _ in range(n):
+        ids = tree_generate(pair, CONTEXT, max_new_tokens=span + 1, n_branches=n_branches, span=span,
+                            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+                            stop_at_eos=False).token_ids
+        samples.append(ids[0] * VOCAB + ids[1])
+    return samples
+
+
+def check(pair, n_branches, span, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
+    probs = exact_first_two(pair, temperature, top_k, top_p)
+    samples = sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n)
+    return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threading only adds overhead
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("n_branches, span, temperature, top_k, top_p", [
+    (2, 2, 1.0, 0, 1.0),
+    (3, 2, 0.7, 0, 0.9),
+    (4, 1, 1.3, 5, 1.0),
+])
+def test_tree_sampling_matches_target(n_branches, span, temperature, top_k, top_p):
+    passes, p_value, tv, bound = check(trigram_pair(), n_branches, span, temperature, top_k, top_p)
+    assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+def branch_nodes(children: list[list[int]], first: int) -> list[int]:
+    """The chain of nodes from `first` down (each drafted node has at most one child)."""
+    nodes = [first]
+    while children[nodes[-1]]:
+        nodes.append(children[nodes[-1]][0])
+    return nodes
+
+
+def longest_branch_verify(tree, q, logits, temperature, top_k, top_p, generator):
+    """The seed's rule, biased: check each branch alone with the chain rule, keep the longest accepted prefix."""
+    p = logits_to_probs(logits, temperature, top_k, top_p)
+    tokens, children = tree.tokens.tolist(), children_lists(tree)
+    best: list[int] = []
+    for first in children[0]:
+        parent, path = 0, []
+        for node in branch_nodes(children, first):
+            if torch.rand((), generator=generator) >= acceptance_probability(p[parent][tokens[node]],
+                                                                             q[parent][tokens[node]]):
+                break
+            parent = node
+            path.append(node)
+        best = path if len(path) > len(best) else best
+    last = best[-1] if best else 0
+    if children[last]:  # a rejection ended the chosen branch
+        return TreeVerdict(best, int(sample(residual_distribution(p[last], q[last]), generator)), True), p
+    return TreeVerdict(best, int(sample(p[last], generator)), False), p
+
+
+def test_biased_rule_fails_the_same_test(monkeypatch):
+    monkeypatch.setattr(tree_generate_module, "verify_tree", longest_branch_verify)
+    passes, p_value, tv, bound = check(trigram_pair(), 3, 2, 0.7, 0, 0.9)
+    assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+def sibling_rule_distribution(p: torch.Tensor, q: torch.Tensor, n: int, update_q: bool = True) -> torch.Tensor:
+    """Exact output distribution at one node: n siblings drawn without replacement from q, then the rule.
+
+    Enumerates every ordered draw; `update_q=False` is SpecInfer's rule for draws WITH replacement.
+    """
+    out = torch.zeros_like(p)
+    support = q.nonzero().flatten().tolist()
+    for draws in itertools.permutations(support, min(n, len(support))):
+        draw_q, prob_draws = q, 1.0
+        for token in draws:  # probability of this ordered draw
+            prob_draws *= float(draw_q[token])
+            draw_q = without_token(draw_q, token)
+        p_i, q_i, reach = p, q, prob_draws
+        for token in draws:
+            accept = float(acceptance_probability(p_i[token], q_i[token]))
+            out[token] += reach * accept
+            reach *= 1 - accept
+            p_i, q_next = after_rejection(p_i, q_i, token)
+            q_i = q_next if update_q else q_i
+        out += reach * p_i
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_sibling_rule_is_exact_by_enumeration(n):
+    generator = torch.Generator().manual_seed(n)
+    for _ in range(5):
+        p = torch.softmax(2 * torch.randn(6, generator=generator, dtype=torch.float64), -1)
+        q = torch.softmax(2 * torch.randn(6, generator=generator, dtype=torch.float64), -1)
+        q[int(torch.randint(6, (), generator=generator))] = 0  # a token the draft never proposes
+        q /= q.sum()
+        assert (sibling_rule_distribution(p, q, n) - p).abs().max() < 1e-9
+
+
+def test_keeping_q_after_a_rejection_is_not_exact():
+    generator = torch.Generator().manual_seed(0)
+    p = torch.softmax(2 * torch.randn(6, generator=generator, dtype=torch.float64), -1)
+    q = torch.softmax(2 * torch.randn(6, generator=generator, dtype=torch.float64), -1)
+    assert (sibling_rule_distribution(p, q, 3, update_q=False) - p).abs().max() > 1e-2
+
+
+@pytest.mark.slow
+def test_tree_sampling_matches_target_on_a_transformer():
+    target = tiny_model("qwen2", seed=3, vocab_size=VOCAB, layers=1, hidden=16)
+    target.config.eos_token_id = target.generation_config.eos_token_id = None
+    pair = ModelPair(perturbed_copy(target, 0.3, seed=4), target, tiny_tokenizer(VOCAB), torch.float32,
+                     torch.device("cpu"))
+    passes, p_value, tv, bound = check(pair, 2, 2, 1.0, 0, 0.95)
+    assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
