@@ -13,15 +13,6 @@ PROMPTS = ["a", "hello", "the cat sat", "zzz", "why not?", "abc abc abc", "on th
            "lorem ipsum", "x y z", "speculative", "draft and target", "one, two", "seven!", "hm"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster and steadier on one thread of a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module", params=["gpt2", "qwen2"])
 def pair(request):
     return tiny_pair(request.param, noise=0.08)

@@ -9,14 +9,6 @@ from specdec_lite.token_tree import (ancestor_matrix, build_tree, forward_tree_n
                                     tree_position_ids)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threading only adds overhead
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_build_tree_merges_shared_prefixes_depth_by_depth():
     tree = build_tree(9, [[1, 2, 3], [1, 2, 4], [5], [1, 6]])
     assert tree.tokens.tolist() == [9, 1, 5, 2, 6, 3, 4]

@@ -15,14 +15,6 @@ PROMPTS = ["a", "the cat", "hello, world", "zzz", "why?", "abc abc", "on the mat
 SETTINGS = [(1, 1), (2, 3), (3, 4), (4, 2)]  # (n_branches, span)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threading only adds overhead
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("arch, attn", [("gpt2", "eager"), ("qwen2", "sdpa")])
 def test_greedy_tree_equals_target_greedy(arch, attn):
     pair = tiny_pair(arch, attn=attn, noise=0.3)

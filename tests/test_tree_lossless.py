@@ -65,14 +65,6 @@ def check(pair, n_branches, span, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threading only adds overhead
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("n_branches, span, temperature, top_k, top_p", [
     (2, 2, 1.0, 0, 1.0),
     (3, 2, 0.7, 0, 0.9),
