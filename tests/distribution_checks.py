@@ -7,6 +7,11 @@ from collections import Counter
 
 import torch
 
+from specdec_lite.pair import ModelPair
+from specdec_lite.sampling import logits_to_probs
+from specdec_lite.tiny_models import tiny_tokenizer
+from specdec_lite.toy_lm import TrigramLM
+
 
 def empirical(samples: list, outcomes: list) -> torch.Tensor:
     """Frequencies of `outcomes` among `samples` (an outcome never seen gets 0)."""
@@ -47,3 +52,22 @@ def matches_distribution(samples: list, outcomes: list, probs: torch.Tensor) -> 
     tv = 0.5 * float((freq - probs.double()).abs().sum()) + 0.5 * (1 - float(freq.sum()))  # mass outside outcomes
     bound = tv_bound(probs, n)
     return (p_value > 1e-3 and tv < bound), p_value, tv, bound
+
+
+def trigram_pair(vocab: int, noise: float = 1.0) -> ModelPair:
+    """A TrigramLM target and a draft whose table is the target's plus Gaussian noise."""
+    target, draft = TrigramLM(vocab, seed=0), TrigramLM(vocab, seed=0)
+    draft.table += noise * torch.randn(draft.table.shape, generator=torch.Generator().manual_seed(1))
+    return ModelPair(draft, target, tiny_tokenizer(vocab), torch.float32, torch.device("cpu"))
+
+
+@torch.inference_mode()
+def exact_first_two(pair: ModelPair, context: list[int], vocab: int, temperature: float, top_k: int,
+                    top_p: float) -> torch.Tensor:
+    """The target's p(x1, x2 | context) for all vocab^2 pairs, flattened row-major: [vocab * vocab]."""
+    def next_probs(ids):
+        logits = pair.target(input_ids=torch.tensor([ids])).logits[0, -1]
+        return logits_to_probs(logits, temperature, top_k, top_p).double()
+    p1 = next_probs(context)  # [V]
+    p2 = torch.stack([next_probs(context + [x1]) for x1 in range(vocab)])  # [V, V]
+    return (p1[:, None] * p2).reshape(-1)

@@ -10,33 +10,15 @@ import pytest
 import torch
 
 import specdec_lite.speculative as speculative_module
-from distribution_checks import matches_distribution
+from distribution_checks import exact_first_two, matches_distribution, trigram_pair
 from specdec_lite import HeuristicK, logits_to_probs, speculative_generate
 from specdec_lite.pair import ModelPair
 from specdec_lite.sampling import sample
 from specdec_lite.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
-from specdec_lite.toy_lm import TrigramLM
 from specdec_lite.verification import Verdict
 
 VOCAB, CONTEXT, N_SAMPLES = 16, [1, 2, 3], 20_000
 pytestmark = pytest.mark.statistical
-
-
-def trigram_pair(noise: float = 1.0) -> ModelPair:
-    target, draft = TrigramLM(VOCAB, seed=0), TrigramLM(VOCAB, seed=0)
-    draft.table += noise * torch.randn(draft.table.shape, generator=torch.Generator().manual_seed(1))
-    return ModelPair(draft, target, tiny_tokenizer(VOCAB), torch.float32, torch.device("cpu"))
-
-
-@torch.inference_mode()
-def exact_first_two(pair: ModelPair, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """p(x1, x2) for all VOCAB^2 pairs, flattened row-major: [VOCAB * VOCAB]."""
-    def next_probs(ids):
-        logits = pair.target(input_ids=torch.tensor([ids])).logits[0, -1]
-        return logits_to_probs(logits, temperature, top_k, top_p).double()
-    p1 = next_probs(CONTEXT)  # [V]
-    p2 = torch.stack([next_probs(CONTEXT + [x1]) for x1 in range(VOCAB)])  # [V, V]
-    return (p1[:, None] * p2).reshape(-1)
 
 
 def sampled_first_two(pair, k, temperature, top_k, top_p, min_confidence=0.0, n=N_SAMPLES) -> list:
@@ -52,7 +34,7 @@ def sampled_first_two(pair, k, temperature, top_k, top_p, min_confidence=0.0, n=
 
 
 def check(pair, k, temperature, top_k=0, top_p=1.0, min_confidence=0.0):
-    probs = exact_first_two(pair, temperature, top_k, top_p)
+    probs = exact_first_two(pair, CONTEXT, VOCAB, temperature, top_k, top_p)
     samples = sampled_first_two(pair, k, temperature, top_k, top_p, min_confidence)
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
@@ -65,7 +47,7 @@ def check(pair, k, temperature, top_k=0, top_p=1.0, min_confidence=0.0):
     (4, 1.0, 0, 1.0, 0.5),
 ])
 def test_speculative_sampling_matches_target(k, temperature, top_k, top_p, min_confidence):
-    passes, p_value, tv, bound = check(trigram_pair(), k, temperature, top_k, top_p, min_confidence)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), k, temperature, top_k, top_p, min_confidence)
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
@@ -79,7 +61,7 @@ def broken_verify(drafted, q, logits, temperature, top_k, top_p, generator):
 
 def test_broken_rule_fails_the_same_test(monkeypatch):
     monkeypatch.setattr(speculative_module, "verify", broken_verify)
-    passes, p_value, tv, bound = check(trigram_pair(), 3, 0.7, 0, 0.9)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 0.7, 0, 0.9)
     assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 

@@ -17,11 +17,10 @@ import itertools
 import pytest
 import torch
 
-from distribution_checks import matches_distribution
+from distribution_checks import exact_first_two, matches_distribution, trigram_pair
 from specdec_lite.pair import ModelPair
 from specdec_lite.sampling import logits_to_probs, sample
 from specdec_lite.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
-from specdec_lite.toy_lm import TrigramLM
 from specdec_lite.tree_generate import tree_generate
 from specdec_lite.tree_verification import (TreeVerdict, acceptance_probability, after_rejection, children_lists,
                                             residual_distribution, without_token)
@@ -29,23 +28,6 @@ from specdec_lite.tree_verification import (TreeVerdict, acceptance_probability,
 VOCAB, CONTEXT, N_SAMPLES = 16, [3], 20_000  # a one-token prompt: no prefill forwards
 tree_generate_module = importlib.import_module("specdec_lite.tree_generate")
 pytestmark = pytest.mark.statistical
-
-
-def trigram_pair(noise: float = 1.0) -> ModelPair:
-    target, draft = TrigramLM(VOCAB, seed=0), TrigramLM(VOCAB, seed=0)
-    draft.table += noise * torch.randn(draft.table.shape, generator=torch.Generator().manual_seed(1))
-    return ModelPair(draft, target, tiny_tokenizer(VOCAB), torch.float32, torch.device("cpu"))
-
-
-@torch.inference_mode()
-def exact_first_two(pair: ModelPair, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """p(x1, x2) for all VOCAB^2 pairs, flattened row-major: [VOCAB * VOCAB]."""
-    def next_probs(ids):
-        logits = pair.target(input_ids=torch.tensor([ids])).logits[0, -1]
-        return logits_to_probs(logits, temperature, top_k, top_p).double()
-    p1 = next_probs(CONTEXT)  # [V]
-    p2 = torch.stack([next_probs(CONTEXT + [x1]) for x1 in range(VOCAB)])  # [V, V]
-    return (p1[:, None] * p2).reshape(-1)
 
 
 def sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n=N_SAMPLES) -> list:
@@ -60,7 +42,7 @@ def sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n=N_SAM
 
 
 def check(pair, n_branches, span, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
-    probs = exact_first_two(pair, temperature, top_k, top_p)
+    probs = exact_first_two(pair, CONTEXT, VOCAB, temperature, top_k, top_p)
     samples = sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n)
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
@@ -71,7 +53,7 @@ def check(pair, n_branches, span, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
     (4, 1, 1.3, 5, 1.0),
 ])
 def test_tree_sampling_matches_target(n_branches, span, temperature, top_k, top_p):
-    passes, p_value, tv, bound = check(trigram_pair(), n_branches, span, temperature, top_k, top_p)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), n_branches, span, temperature, top_k, top_p)
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
@@ -105,7 +87,7 @@ def longest_branch_verify(tree, q, logits, temperature, top_k, top_p, generator)
 
 def test_biased_rule_fails_the_same_test(monkeypatch):
     monkeypatch.setattr(tree_generate_module, "verify_tree", longest_branch_verify)
-    passes, p_value, tv, bound = check(trigram_pair(), 3, 2, 0.7, 0, 0.9)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 2, 0.7, 0, 0.9)
     assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
