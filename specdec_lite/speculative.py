@@ -41,6 +41,27 @@ def prefill(pair: ModelPair, ids: torch.Tensor, stats: GenerationStats):
     return draft_cache, target_cache
 
 
+def append_and_roll_back(ids: torch.Tensor, emitted: list[int], eos: set[int], draft_cache, target_cache):
+    """Append a step's tokens (cut after an EOS) and crop both caches to all of `ids` but its last token.
+
+    Shared by the chain loop and the tree loop; returns (ids [1, n], whether an EOS ended the step).
+    """
+    emitted, hit_eos = truncate_at_eos(emitted, eos)
+    ids = torch.cat([ids, torch.tensor([emitted], device=ids.device)], dim=1)
+    keep_first(target_cache, ids.shape[1] - 1)  # roll back the rejected drafts
+    keep_first(draft_cache, min(cache_length(draft_cache), ids.shape[1] - 1))
+    return ids, hit_eos
+
+
+def finish_result(pair: ModelPair, ids: torch.Tensor, n_prompt: int, stats: GenerationStats, trace: list,
+                  start: float) -> GenerationResult:
+    """Stop the clock and package the new tokens of `ids` [1, n] as a GenerationResult."""
+    stats.wall_time_s = time.perf_counter() - start
+    new = ids[0, n_prompt:].tolist()
+    stats.new_tokens = len(new)
+    return GenerationResult(pair.decode(new), new, ids[0, :n_prompt].tolist(), stats, trace)
+
+
 def step_trace(drafted, q, p, verdict) -> StepTrace:
     k = drafted.shape[0]
     index = drafted[:, None]
@@ -95,13 +116,7 @@ def speculative_generate(
             policy.update(verdict.n_accepted, len(proposal.tokens))
             trace.append(step_trace(proposal.tokens, proposal.q, p, verdict))
             emitted = trace[-1].emitted
-        emitted, hit_eos = truncate_at_eos(emitted, eos)
-        ids = torch.cat([ids, torch.tensor([emitted], device=ids.device)], dim=1)
-        keep_first(target_cache, ids.shape[1] - 1)  # roll back the rejected drafts
-        keep_first(draft_cache, min(cache_length(draft_cache), ids.shape[1] - 1))
+        ids, hit_eos = append_and_roll_back(ids, emitted, eos, draft_cache, target_cache)
         if hit_eos:
             break
-    stats.wall_time_s = time.perf_counter() - start
-    new = ids[0, n_prompt:].tolist()
-    stats.new_tokens = len(new)
-    return GenerationResult(pair.decode(new), new, ids[0, :n_prompt].tolist(), stats, trace)
+    return finish_result(pair, ids, n_prompt, stats, trace, start)

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .inputs import (Prompt, check_generation_args, context_window, eos_token_ids, make_generator, prompt_ids,
-                     truncate_at_eos)
-from .kv_cache import cache_length, forward_new_tokens, keep_first
+from .inputs import Prompt, check_generation_args, context_window, eos_token_ids, make_generator, prompt_ids
+from .kv_cache import cache_length, forward_new_tokens
 from .pair import ModelPair
 from .results import GenerationResult, GenerationStats
 from .sampling import next_token
-from .speculative import prefill
+from .speculative import append_and_roll_back, finish_result, prefill
 from .tree_draft import TreeProposal, propose_tree
 from .tree_verification import TreeVerdict, keep_positions, tree_target_logits, verify_tree
 
@@ -139,13 +138,7 @@ def tree_generate(
             trace.append(tree_step(pair, ids, draft_cache, target_cache, n_branches, span_step, sampling,
                                    generator, stats))
             emitted = trace[-1].emitted
-        emitted, hit_eos = truncate_at_eos(emitted, eos)
-        ids = torch.cat([ids, torch.tensor([emitted], device=ids.device)], dim=1)
-        keep_first(target_cache, ids.shape[1] - 1)  # only shortens after an EOS cut
-        keep_first(draft_cache, min(cache_length(draft_cache), ids.shape[1] - 1))
+        ids, hit_eos = append_and_roll_back(ids, emitted, eos, draft_cache, target_cache)
         if hit_eos:
             break
-    stats.wall_time_s = time.perf_counter() - start
-    new = ids[0, n_prompt:].tolist()
-    stats.new_tokens = len(new)
-    return GenerationResult(pair.decode(new), new, ids[0, :n_prompt].tolist(), stats, trace)
+    return finish_result(pair, ids, n_prompt, stats, trace, start)
