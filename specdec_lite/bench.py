@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", default=None, help="'all', comma-separated categories (code, prose, qa) or "
                         f"prompt names, or a JSON file like prompts.json (default: {FULL['prompts']})")
     parser.add_argument("--repeats", type=int, default=None, help=f"runs per method and prompt (default: {FULL['repeats']})")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"default: {FULL['max_new_tokens']}")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help=f"tokens to generate per run (default: {FULL['max_new_tokens']})")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(ALL_METHODS)}")
     parser.add_argument("--out", default="bench_results", help="folder for bench.json and bench.png")
     parser.add_argument("--quick", action="store_true", help=f"a few minutes: {QUICK}")

@@ -124,19 +124,29 @@ def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_lengt
 
 
 @torch.inference_mode()
+def continuation_logits(pair: ModelPair, ids: torch.Tensor,
+                        continuation: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's and the draft's logits at each position of `continuation` after the prompt `ids` [1, n].
+
+    One forward of each model over prompt + continuation (teacher forcing); returns two [m, vocab] tensors,
+    row i being the logits that predict continuation[i].
+    """
+    full = torch.cat([ids, torch.tensor([list(continuation)], device=ids.device)], dim=1)  # [1, n + m]
+    window = slice(ids.shape[1] - 1, full.shape[1] - 1)  # the positions that predict the continuation
+    target = forward_new_tokens(pair.target, new_cache(pair.target), full[:, :-1])[window]  # [m, vocab]
+    draft = forward_new_tokens(pair.draft, new_cache(pair.draft), full[:, :-1])[window]  # [m, vocab]
+    return target, draft
+
+
 def continuation_acceptance(pair: ModelPair, ids: torch.Tensor, continuation: Sequence[int],
                             temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Σ_x min(p, q) at each position of `continuation` after the prompt `ids` [1, n]: [m].
 
-    One forward of each model over prompt + continuation gives p and q at every position.
+    p and q come from `continuation_logits` through the sampling transform (temperature 0: one-hot argmax).
     """
-    full = torch.cat([ids, torch.tensor([list(continuation)], device=ids.device)], dim=1)  # [1, n + m]
-    window = slice(ids.shape[1] - 1, full.shape[1] - 1)  # the positions that predict the continuation
-    p = logits_to_probs(forward_new_tokens(pair.target, new_cache(pair.target), full[:, :-1])[window],
-                        temperature, top_k, top_p)  # [m, vocab]
-    q = logits_to_probs(forward_new_tokens(pair.draft, new_cache(pair.draft), full[:, :-1])[window],
-                        temperature, top_k, top_p)  # [m, vocab]
-    return acceptance_per_position(p, q)
+    target, draft = continuation_logits(pair, ids, continuation)
+    return acceptance_per_position(logits_to_probs(target, temperature, top_k, top_p),
+                                   logits_to_probs(draft, temperature, top_k, top_p))
 
 
 def position_acceptance(pair: ModelPair, prompt: Prompt, max_new_tokens: int = 32,

@@ -10,6 +10,7 @@ from specdec_lite.theory import (
     acceptance_per_position,
     alpha,
     best_k,
+    continuation_logits,
     expected_tokens_per_forward,
     forward_time,
     measure_alpha,
@@ -130,6 +131,20 @@ def test_greedy_alpha_is_the_share_of_positions_where_the_argmaxes_agree(arch):
         ids.append(token)
     assert position_acceptance(pair, prompt, 20).tolist() == agree
     assert 0 < sum(agree) < len(agree)  # the pair is neither perfect nor useless
+
+
+def test_continuation_logits_are_the_logits_of_each_prefix():
+    pair = tiny_pair("qwen2", noise=0.1)
+    prompt, continuation = pair.encode("hello"), [5, 9, 2, 7]  # [1, n], m = 4
+    target, draft = continuation_logits(pair, prompt, continuation)
+    assert target.shape == draft.shape == (4, pair.target.config.vocab_size)
+    ids = prompt[0].tolist()
+    for row, token in enumerate(continuation):  # row i predicts continuation[i] from the prompt + continuation[:i]
+        with torch.inference_mode():
+            alone = pair.target(torch.tensor([ids])).logits[0, -1]
+        torch.testing.assert_close(target[row], alone, rtol=1e-4, atol=1e-5)
+        ids.append(token)
+    assert not torch.equal(target, draft)
 
 
 def test_measure_alpha_is_one_for_identical_models_and_in_range_otherwise():
