@@ -146,6 +146,7 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
         right.plot(ks, [r["predicted_with_verify_cost"] for r in rows], "s-", color=COLORS["target"],
                    label="formula with measured v_K")
         right.plot(ks, [r["measured"] or 0 for r in rows], "^-", color=COLORS["accepted"], label="measured")
+        right.set_xticks(ks)
         right.set_xlabel("K")
         right.set_ylabel("speed-up over plain")
         right.legend()
