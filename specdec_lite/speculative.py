@@ -53,6 +53,14 @@ def append_and_roll_back(ids: torch.Tensor, emitted: list[int], eos: set[int], d
     return ids, hit_eos
 
 
+def plain_target_step(pair: ModelPair, target_cache, ids: torch.Tensor, stats: GenerationStats,
+                      temperature: float, top_k: int, top_p: float, generator: torch.Generator) -> list[int]:
+    """One token from the target alone (when only one token is left to emit): feed the last token, sample."""
+    logits = forward_new_tokens(pair.target, target_cache, ids[:, -1:])[-1]  # [vocab]
+    stats.target_forwards += 1
+    return [int(next_token(logits, temperature, top_k, top_p, generator))]
+
+
 def finish_result(pair: ModelPair, ids: torch.Tensor, n_prompt: int, stats: GenerationStats, trace: list,
                   start: float) -> GenerationResult:
     """Stop the clock and package the new tokens of `ids` [1, n] as a GenerationResult."""
@@ -101,9 +109,7 @@ def speculative_generate(
     while (remaining := max_new_tokens - (ids.shape[1] - n_prompt)) > 0:
         k_step = min(policy.next_k(), remaining - 1)  # never emit more than max_new_tokens
         if k_step == 0:  # one token left: a plain target step
-            logits = forward_new_tokens(pair.target, target_cache, ids[:, -1:])[-1]
-            stats.target_forwards += 1
-            emitted = [int(next_token(logits, temperature, top_k, top_p, generator))]
+            emitted = plain_target_step(pair, target_cache, ids, stats, temperature, top_k, top_p, generator)
         else:
             proposal = propose(pair.draft, draft_cache, ids[:, cache_length(draft_cache):], k_step,
                                temperature, top_k, top_p, generator, min_confidence)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import torch
 
 from .inputs import Prompt, check_generation_args, context_window, eos_token_ids, make_generator, prompt_ids
-from .kv_cache import cache_length, forward_new_tokens
+from .kv_cache import cache_length
 from .pair import ModelPair
 from .results import GenerationResult, GenerationStats
-from .sampling import next_token
-from .speculative import append_and_roll_back, finish_result, prefill
+from .speculative import append_and_roll_back, finish_result, plain_target_step, prefill
 from .tree_draft import TreeProposal, propose_tree
 from .tree_verification import TreeVerdict, keep_positions, tree_target_logits, verify_tree
 
@@ -131,9 +130,7 @@ def tree_generate(
     while (remaining := max_new_tokens - (ids.shape[1] - n_prompt)) > 0:
         span_step = min(span, remaining - 1)  # never emit more than max_new_tokens
         if span_step == 0:  # one token left: a plain target step
-            logits = forward_new_tokens(pair.target, target_cache, ids[:, -1:])[-1]
-            stats.target_forwards += 1
-            emitted = [int(next_token(logits, temperature, top_k, top_p, generator))]
+            emitted = plain_target_step(pair, target_cache, ids, stats, *sampling, generator)
         else:
             trace.append(tree_step(pair, ids, draft_cache, target_cache, n_branches, span_step, sampling,
                                    generator, stats))
