@@ -7,10 +7,10 @@ from collections import Counter
 
 import torch
 
-from specdec_lite.pair import ModelPair
-from specdec_lite.sampling import logits_to_probs
-from specdec_lite.tiny_models import tiny_tokenizer
-from specdec_lite.toy_lm import TrigramLM
+from specdec_lite.algorithm.sampling import logits_to_probs
+from specdec_lite.models.pair import ModelPair
+from specdec_lite.models.tiny_models import tiny_tokenizer
+from specdec_lite.models.toy_lm import TrigramLM
 
 
 def empirical(samples: list, outcomes: list) -> torch.Tensor:

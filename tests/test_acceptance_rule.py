@@ -8,8 +8,8 @@ For one drafted position the output distribution of the rule is
 import pytest
 import torch
 
-from specdec_lite.verification import (accept_greedy, accept_speculative, acceptance_probability,
-                                       residual_distribution)
+from specdec_lite.algorithm.verification import (accept_greedy, accept_speculative, acceptance_probability,
+                                                 residual_distribution)
 
 
 def output_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

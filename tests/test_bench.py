@@ -1,19 +1,16 @@
 """The `bench` command on a saved tiny pair: table rows, bench.json and bench.png; its option checks."""
 
 import argparse
-import importlib.util
 import json
 
 import pytest
 import torch
 
-from specdec_lite import bench
-from specdec_lite.cli import main
-from specdec_lite.tiny_models import save_tiny_pair
+from specdec_lite.models.tiny_models import save_tiny_pair
+from specdec_lite.tools import bench
+from specdec_lite.tools.cli import main
 
-METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup"]
-if importlib.util.find_spec("specdec_lite.tree_generate"):  # the tree method, once its module has landed
-    METHODS.append("tree")
+METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup", "tree"]
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 
-from specdec_lite import demo
-from specdec_lite.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS
-from specdec_lite.tiny_models import save_tiny_pair, tiny_pair
+from specdec_lite.models.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS
+from specdec_lite.models.tiny_models import save_tiny_pair, tiny_pair
+from specdec_lite.tools import demo
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from specdec_lite.autoregressive import autoregressive_generate
-from specdec_lite.draft import confidence
-from specdec_lite.draft_length import FixedK, HeuristicK, draft_length_policy
-from specdec_lite.speculative import speculative_generate
-from specdec_lite.tiny_models import tiny_pair
+from specdec_lite.algorithm.autoregressive import autoregressive_generate
+from specdec_lite.algorithm.chain import speculative_generate
+from specdec_lite.algorithm.draft import confidence
+from specdec_lite.algorithm.draft_length import FixedK, HeuristicK, draft_length_policy
+from specdec_lite.algorithm.results import StepTrace
+from specdec_lite.models.tiny_models import tiny_pair
 
 PROMPTS = ["a", "hello", "the cat sat", "zzz", "why not?", "abc abc abc", "on the mat.", "q", "it is, it was",
            "lorem ipsum", "x y z", "speculative", "draft and target", "one, two", "seven!", "hm"]
@@ -43,12 +44,13 @@ def test_heuristic_k_follows_its_schedule_in_the_loop(pair):
     result = speculative_generate(pair, "the cat sat", 40, k=HeuristicK(k=2, k_max=8), stop_at_eos=False)
     expected = HeuristicK(k=2, k_max=8)
     emitted = 0
-    for step in result.trace:
+    drafted = [step for step in result.trace if isinstance(step, StepTrace)]
+    for step in drafted:
         remaining = 40 - emitted
         assert len(step.proposed) == min(expected.next_k(), remaining - 1)  # never past max_new_tokens
         expected.update(step.n_accepted, len(step.proposed))
         emitted += len(step.emitted)
-    assert len({len(step.proposed) for step in result.trace}) > 1  # K did change
+    assert len({len(step.proposed) for step in drafted}) > 1  # K did change
 
 
 @pytest.mark.parametrize("k, threshold", [(2, 0.3), (4, 0.6), (8, 0.9), (8, 0.999)])
@@ -57,14 +59,14 @@ def test_confidence_stop_is_greedy_exact(pair, k, threshold):
         plain = autoregressive_generate(pair, prompt, 24).token_ids
         result = speculative_generate(pair, prompt, 24, k=k, min_confidence=threshold)
         assert result.token_ids == plain, prompt
-        assert all(1 <= len(step.proposed) <= k for step in result.trace)
+        assert all(1 <= len(step.proposed) <= k for step in result.trace if isinstance(step, StepTrace))
 
 
 def test_confidence_stop_shortens_drafts(pair):
     lengths = {}
     for threshold in (0.0, 0.999):
         result = speculative_generate(pair, "hello", 30, k=6, min_confidence=threshold, stop_at_eos=False)
-        lengths[threshold] = [len(step.proposed) for step in result.trace]
+        lengths[threshold] = [len(step.proposed) for step in result.trace if isinstance(step, StepTrace)]
     assert lengths[0.0][:2] == [6, 6]  # without the stop, every step drafts K (until max_new_tokens nears)
     mean = {threshold: sum(ks) / len(ks) for threshold, ks in lengths.items()}
     assert mean[0.999] < mean[0.0]  # some drafts stopped early

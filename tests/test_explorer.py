@@ -2,8 +2,8 @@
 
 import pytest
 
-from specdec_lite.autoregressive import autoregressive_generate
-from specdec_lite.explorer import (
+from specdec_lite.algorithm.autoregressive import autoregressive_generate
+from specdec_lite.tools.explorer import (
     METHODS,
     ExplorerSettings,
     active_controls,
@@ -13,8 +13,8 @@ from specdec_lite.explorer import (
     run_request,
     alpha_from_trace,
 )
-from specdec_lite.results import StepTrace
-from specdec_lite.tiny_models import tiny_pair
+from specdec_lite.algorithm.results import StepTrace
+from specdec_lite.models.tiny_models import tiny_pair
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def pair():
     (dict(method="beam"), "method"),
     (dict(k=0), "k"),
     (dict(n_branches=0), "n_branches"),
-    (dict(span=0), "span"),
+    (dict(depth=0), "depth"),
     (dict(max_new_tokens=0), "max_new_tokens"),
     (dict(temperature=-0.1), "temperature"),
     (dict(top_p=0.0), "top_p"),
@@ -42,7 +42,7 @@ def test_bad_settings_name_the_knob(changes, argument):
 def test_active_controls_per_method():
     assert "k" in active_controls("chain") and "n_branches" not in active_controls("chain")
     assert "k" in active_controls("adaptive")
-    assert {"n_branches", "span"} <= active_controls("tree") and "k" not in active_controls("tree")
+    assert {"n_branches", "depth"} <= active_controls("tree") and "k" not in active_controls("tree")
     with pytest.raises(ValueError, match="method"):
         active_controls("beam")
 
@@ -77,7 +77,7 @@ def test_sampled_run_uses_the_settings_knobs(pair):
 
 def test_adaptive_changes_k_along_the_run(pair):
     output = run_request(pair, ExplorerSettings("hello world", method="adaptive", k=2, max_new_tokens=24))
-    assert len({len(step.proposed) for step in output.result.trace}) > 1
+    assert len({len(step.proposed) for step in output.result.trace if isinstance(step, StepTrace)}) > 1
 
 
 def test_plain_baseline_is_reused_while_its_key_is_unchanged(pair):
@@ -121,7 +121,7 @@ def test_widget_greys_out_controls_and_shows_errors(pair):
 
 
 def test_tree_run_equals_plain_and_shows_its_branches(pair):
-    settings = ExplorerSettings("hello world", method="tree", n_branches=3, span=2, max_new_tokens=12)
+    settings = ExplorerSettings("hello world", method="tree", n_branches=3, depth=2, max_new_tokens=12)
     output = run_request(pair, settings)
     assert output.same_as_plain and len(output.result.trace) >= 1
     assert 'class="sd-tree"' in output.html() and "n/a for a tree" in output.html() and output.alpha is None

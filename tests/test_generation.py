@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from specdec_lite import autoregressive_generate, speculative_generate
-from specdec_lite.tiny_models import TINY_ALPHABET, tiny_pair
+from specdec_lite import StepTrace, autoregressive_generate, speculative_generate
+from specdec_lite.models.tiny_models import TINY_ALPHABET, tiny_pair
 
 GENERATORS = [autoregressive_generate, speculative_generate]
 
@@ -50,9 +50,10 @@ def test_stats_are_consistent(pair):
     result = speculative_generate(pair, "hello world", 40, k=4)
     stats = result.stats
     assert stats.new_tokens == len(result.token_ids) == 40
-    assert stats.accepted == sum(step.n_accepted for step in result.trace)
-    assert stats.proposed == sum(len(step.proposed) for step in result.trace)
-    assert sum(len(step.emitted) for step in result.trace) >= 40  # the last step may be cut at max_new_tokens
+    drafted = [step for step in result.trace if isinstance(step, StepTrace)]
+    assert stats.accepted == sum(step.n_accepted for step in drafted)
+    assert stats.proposed == sum(len(step.proposed) for step in drafted)
+    assert sum(len(step.emitted) for step in drafted) >= 40  # the last step may be cut at max_new_tokens
     assert stats.target_forwards == len(result.trace) + 1  # + the prefill
     assert result.text == pair.decode(result.token_ids)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from specdec_lite import HeuristicK, autoregressive_generate, speculative_generate
-from specdec_lite.tiny_models import TINY_VOCAB, tiny_pair
+from specdec_lite.models.tiny_models import TINY_VOCAB, tiny_pair
 
 N_PROMPTS, MAX_NEW = 20, 16
 

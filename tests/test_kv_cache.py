@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from specdec_lite.kv_cache import cache_length, forward_new_tokens, keep_first, new_cache
-from specdec_lite.tiny_models import tiny_model
+from specdec_lite.algorithm.kv_cache import cache_length, forward_new_tokens, keep_first, new_cache
+from specdec_lite.models.tiny_models import tiny_model
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])

@@ -9,13 +9,13 @@ one setting uses a tiny Qwen2 transformer. The seed's broken rule must fail the 
 import pytest
 import torch
 
-import specdec_lite.speculative as speculative_module
+import specdec_lite.algorithm.chain as chain_module
 from distribution_checks import exact_first_two, matches_distribution, trigram_pair
-from specdec_lite import HeuristicK, logits_to_probs, speculative_generate
-from specdec_lite.pair import ModelPair
-from specdec_lite.sampling import sample
-from specdec_lite.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
-from specdec_lite.verification import Verdict
+from specdec_lite import HeuristicK, speculative_generate
+from specdec_lite.algorithm.sampling import sample
+from specdec_lite.algorithm.verification import Verdict
+from specdec_lite.models.pair import ModelPair
+from specdec_lite.models.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
 
 VOCAB, CONTEXT, N_SAMPLES = 16, [1, 2, 3], 20_000
 pytestmark = pytest.mark.statistical
@@ -51,16 +51,16 @@ def test_speculative_sampling_matches_target(k, temperature, top_k, top_p, min_c
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
-def broken_verify(drafted, q, logits, temperature, top_k, top_p, generator):
+def broken_verify(drafted, q, logits, sampling, generator):
     """The seed's rule: accept while x_i is the target's argmax, sample from p on rejection."""
-    p = logits_to_probs(logits, temperature, top_k, top_p)
+    p = sampling.probs(logits)
     matches = (drafted == p[:-1].argmax(-1)).int()
     n = int(matches.cumprod(0).sum())
     return Verdict(n, int(sample(p[n], generator)), resampled=n < len(drafted)), p
 
 
 def test_broken_rule_fails_the_same_test(monkeypatch):
-    monkeypatch.setattr(speculative_module, "verify", broken_verify)
+    monkeypatch.setattr(chain_module, "verify", broken_verify)
     passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 0.7, 0, 0.9)
     assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from specdec_lite import offline_pair
-from specdec_lite.offline_pair import GgufChunks, OfflineModelError, assemble_gguf, chunk_paths, offline_model_dir
+from specdec_lite.models import offline_pair
+from specdec_lite.models.offline_pair import GgufChunks, OfflineModelError, assemble_gguf, chunk_paths, offline_model_dir
 
 PARTS = [b"GGUF fake part one|", b"part two, a little longer|", b"three"]
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from specdec_lite.cli import COMMANDS
+from specdec_lite.tools.cli import COMMANDS
 
 ROOT = Path(__file__).parents[1]
 TORCH_PIN = "torch==2.13.0"
@@ -67,7 +67,7 @@ def test_readme_and_ci_pin_the_same_torch_as_environment():
 
 
 def written_commands() -> list[str]:
-    return [name for name in COMMANDS if (ROOT / "specdec_lite" / f"{name}.py").is_file()]
+    return [name for name in COMMANDS if (ROOT / "specdec_lite" / "tools" / f"{name}.py").is_file()]
 
 
 def help_text(*argv: str) -> str:
@@ -92,10 +92,10 @@ def test_top_level_help_lists_every_command():
 
 @pytest.mark.parametrize("command", ["demo", "bench"])
 def test_command_help_documents_every_option(command):
-    if not (ROOT / "specdec_lite" / f"{command}.py").is_file():
-        pytest.skip(f"specdec_lite/{command}.py does not exist yet")
+    if not (ROOT / "specdec_lite" / "tools" / f"{command}.py").is_file():
+        pytest.skip(f"specdec_lite/tools/{command}.py does not exist yet")
     parser = argparse.ArgumentParser()
-    importlib.import_module(f"specdec_lite.{command}").add_arguments(parser)
+    importlib.import_module(f"specdec_lite.tools.{command}").add_arguments(parser)
     options = [action for action in parser._actions if not isinstance(action, argparse._HelpAction)]
     assert options, f"{command} has no options"
     for action in options:
@@ -107,7 +107,7 @@ def test_command_help_documents_every_option(command):
 
 
 def test_demo_has_the_options_the_readme_promises():
-    from specdec_lite import demo
+    from specdec_lite.tools import demo
 
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)

@@ -5,9 +5,9 @@ import torch
 from transformers import GPT2LMHeadModel, Qwen2ForCausalLM
 
 from specdec_lite import load_pair, pick_device
-from specdec_lite.device import DEVICE_ENV_VAR
-from specdec_lite.pair import resolve_dtype
-from specdec_lite.tiny_models import TINY_VOCAB, save_tiny_pair
+from specdec_lite.models.device import DEVICE_ENV_VAR
+from specdec_lite.models.pair import resolve_dtype
+from specdec_lite.models.tiny_models import TINY_VOCAB, save_tiny_pair
 
 QWEN_VOCAB = 151_936
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from specdec_lite.sampling import logits_to_probs, next_token, sample
+from specdec_lite.algorithm.sampling import Sampling, logits_to_probs, sample
 
 LOGITS = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
 
@@ -61,4 +61,4 @@ def test_draws_are_reproducible_with_a_generator():
 
 
 def test_next_token_greedy_needs_no_generator():
-    assert int(next_token(LOGITS, 0.0, 0, 1.0, None)) == 0
+    assert int(Sampling(0.0, 0, 1.0).next_token(LOGITS, None)) == 0

@@ -5,8 +5,8 @@ import random
 import pytest
 import torch
 
-from specdec_lite.autoregressive import autoregressive_generate
-from specdec_lite.theory import (
+from specdec_lite.algorithm.autoregressive import autoregressive_generate
+from specdec_lite.algorithm.theory import (
     acceptance_per_position,
     alpha,
     best_k,
@@ -19,8 +19,8 @@ from specdec_lite.theory import (
     position_acceptance,
     predicted_speedup,
 )
-from specdec_lite.tiny_models import tiny_pair
-from specdec_lite.verification import acceptance_probability
+from specdec_lite.algorithm.verification import acceptance_probability
+from specdec_lite.models.tiny_models import tiny_pair
 
 
 def test_alpha_of_explicit_distributions():

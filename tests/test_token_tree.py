@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from specdec_lite.kv_cache import forward_new_tokens, new_cache
-from specdec_lite.tiny_models import tiny_model
-from specdec_lite.token_tree import (ancestor_matrix, build_tree, forward_tree_nodes, tree_attention_mask,
-                                    tree_position_ids)
+from specdec_lite.algorithm.kv_cache import forward_new_tokens, new_cache
+from specdec_lite.algorithm.token_tree import (ancestor_matrix, build_tree, forward_tree_nodes, tree_attention_mask,
+                                               tree_position_ids)
+from specdec_lite.models.tiny_models import tiny_model
 
 
 def test_build_tree_merges_shared_prefixes_depth_by_depth():

@@ -2,12 +2,12 @@
 
 import pytest
 
-from specdec_lite.plots import COLORS
-from specdec_lite.results import StepTrace
-from specdec_lite.speculative import speculative_generate
-from specdec_lite.tiny_models import tiny_pair
-from specdec_lite.tree_generate import TreeStepTrace, tree_generate
-from specdec_lite.trace_view import (
+from specdec_lite.algorithm.chain import speculative_generate
+from specdec_lite.algorithm.results import EosCut, PlainStep, StepTrace, TreeStepTrace
+from specdec_lite.algorithm.tree import tree_generate
+from specdec_lite.models.tiny_models import tiny_pair
+from specdec_lite.tools.plots import COLORS
+from specdec_lite.tools.trace_view import (
     ROLES,
     legend_text,
     token_decoder,
@@ -60,16 +60,16 @@ def test_trace_text_ansi_colours_only_when_asked():
     assert "~rejected draft token~" in legend_text() and "\x1b[36m" in legend_text(color=True)
 
 
-def test_output_tokens_after_the_trace_are_plain_target_steps():
-    text = trace_text(chain_trace(), letter, token_ids=[0, 1, 4, 5, 6, 7, 8])
+def test_a_plain_target_step_is_shown_as_a_target_token():
+    text = trace_text(chain_trace() + [PlainStep(8)], letter)
     assert text == "[a][b]~c~~d~{e} | [f][g]<h> | (i)"
 
 
 def test_a_step_cut_at_eos_is_cut_in_the_trace():
     # the run stopped after "f" (say f were EOS): g and the bonus h were never emitted
-    assert trace_text(chain_trace(), letter, token_ids=[0, 1, 4, 5]) == "[a][b]~c~~d~{e} | [f]"
+    assert trace_text(chain_trace() + [EosCut(1)], letter) == "[a][b]~c~~d~{e} | [f]"
     # stopped after "a": the rejections that followed no longer matter
-    assert trace_text(chain_trace(), letter, token_ids=[0]) == "[a]"
+    assert trace_text(chain_trace()[:1] + [EosCut(1)], letter) == "[a]"
 
 
 @pytest.mark.parametrize("temperature, prompt, seed", [
@@ -80,7 +80,7 @@ def test_a_step_cut_at_eos_is_cut_in_the_trace():
 def test_emitted_marks_are_exactly_the_generated_tokens(temperature, prompt, seed):
     pair = tiny_pair("gpt2", noise=0.2)
     result = speculative_generate(pair, prompt, max_new_tokens=30, k=4, temperature=temperature, seed=seed)
-    marks = trace_marks(result.trace, result.token_ids)
+    marks = trace_marks(result.trace)
     assert [m.token for m in marks if m.role != "rejected"] == result.token_ids
     assert sum(m.role == "rejected" for m in marks) <= result.stats.proposed - result.stats.accepted
 
@@ -88,7 +88,7 @@ def test_emitted_marks_are_exactly_the_generated_tokens(temperature, prompt, see
 def test_max_new_tokens_ends_with_a_plain_target_step():
     pair = tiny_pair("gpt2")
     result = speculative_generate(pair, "hello world", max_new_tokens=5, k=4, stop_at_eos=False)
-    marks = trace_marks(result.trace, result.token_ids)
+    marks = trace_marks(result.trace)
     assert len(result.token_ids) == 5 and marks[-1].role in ("target", "correction", "bonus")
     assert [m.token for m in marks if m.role != "rejected"] == result.token_ids
 
@@ -167,9 +167,10 @@ def test_tree_branches_text_and_html_strike_the_discarded_branches():
 @pytest.mark.parametrize("temperature, seed", [(0.0, 0), (1.5, 0), (1.5, 8)])
 def test_tree_run_marks_are_exactly_the_generated_tokens(temperature, seed):
     pair = tiny_pair("gpt2", noise=0.2)
-    result = tree_generate(pair, "hello world", max_new_tokens=24, n_branches=3, span=3,
+    result = tree_generate(pair, "hello world", max_new_tokens=24, n_branches=3, depth=3,
                            temperature=temperature, seed=seed)
-    marks = trace_marks(result.trace, result.token_ids)
+    marks = trace_marks(result.trace)
     assert [m.token for m in marks if m.role != "rejected"] == result.token_ids
     branches_text = tree_branches_text(result.trace, token_decoder(pair.tokenizer))
-    assert branches_text.count("step ") == len(result.trace) and branches_text.count("~") >= 2
+    tree_steps = [step for step in result.trace if isinstance(step, TreeStepTrace)]
+    assert branches_text.count("step ") == len(tree_steps) and branches_text.count("~") >= 2

@@ -4,8 +4,8 @@ The first two emitted tokens are compared with the target's exact joint p(x1) p(
 chi-square test and a total-variation bound (tests/distribution_checks.py). The fast settings
 use `TrigramLM` (a lookup-table LM that honours the tree's 4D attention mask and lives in a real
 DynamicCache, so drafting, the tree forward and the KV compaction all run as on a transformer);
-one slow setting uses a tiny Qwen2 transformer. max_new_tokens = span + 1 lets the first step
-use a full-depth tree; span <= 2, as nodes deeper than 2 cannot change the first two tokens.
+one slow setting uses a tiny Qwen2 transformer. max_new_tokens = depth + 1 lets the first step
+use a full-depth tree; depth <= 2, as nodes deeper than 2 cannot change the first two tokens.
 A deliberately biased rule (the seed's: check each branch on its own and keep the one with the
 longest accepted prefix) must fail the same test. The rule at one node is also checked by exact
 enumeration over every ordered draw of the siblings: its output distribution equals p.
@@ -18,42 +18,42 @@ import pytest
 import torch
 
 from distribution_checks import exact_first_two, matches_distribution, trigram_pair
-from specdec_lite.pair import ModelPair
-from specdec_lite.sampling import logits_to_probs, sample
-from specdec_lite.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
-from specdec_lite.tree_generate import tree_generate
-from specdec_lite.tree_verification import (TreeVerdict, acceptance_probability, after_rejection, children_lists,
-                                            residual_distribution, without_token)
+from specdec_lite.algorithm.sampling import sample
+from specdec_lite.algorithm.tree import tree_generate
+from specdec_lite.algorithm.tree_verification import (TreeVerdict, acceptance_probability, after_rejection,
+                                                      children_lists, residual_distribution, without_token)
+from specdec_lite.models.pair import ModelPair
+from specdec_lite.models.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
 
 VOCAB, CONTEXT, N_SAMPLES = 16, [3], 20_000  # a one-token prompt: no prefill forwards
-tree_generate_module = importlib.import_module("specdec_lite.tree_generate")
+tree_module = importlib.import_module("specdec_lite.algorithm.tree")
 pytestmark = pytest.mark.statistical
 
 
-def sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n=N_SAMPLES) -> list:
+def sampled_first_two(pair, n_branches, depth, temperature, top_k, top_p, n=N_SAMPLES) -> list:
     generator = torch.Generator().manual_seed(1234)
     samples = []
     for _ in range(n):
-        ids = tree_generate(pair, CONTEXT, max_new_tokens=span + 1, n_branches=n_branches, span=span,
+        ids = tree_generate(pair, CONTEXT, max_new_tokens=depth + 1, n_branches=n_branches, depth=depth,
                             temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
                             stop_at_eos=False).token_ids
         samples.append(ids[0] * VOCAB + ids[1])
     return samples
 
 
-def check(pair, n_branches, span, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
+def check(pair, n_branches, depth, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
     probs = exact_first_two(pair, CONTEXT, VOCAB, temperature, top_k, top_p)
-    samples = sampled_first_two(pair, n_branches, span, temperature, top_k, top_p, n)
+    samples = sampled_first_two(pair, n_branches, depth, temperature, top_k, top_p, n)
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
 
-@pytest.mark.parametrize("n_branches, span, temperature, top_k, top_p", [
+@pytest.mark.parametrize("n_branches, depth, temperature, top_k, top_p", [
     (2, 2, 1.0, 0, 1.0),
     (3, 2, 0.7, 0, 0.9),
     (4, 1, 1.3, 5, 1.0),
 ])
-def test_tree_sampling_matches_target(n_branches, span, temperature, top_k, top_p):
-    passes, p_value, tv, bound = check(trigram_pair(VOCAB), n_branches, span, temperature, top_k, top_p)
+def test_tree_sampling_matches_target(n_branches, depth, temperature, top_k, top_p):
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), n_branches, depth, temperature, top_k, top_p)
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
@@ -65,9 +65,9 @@ def branch_nodes(children: list[list[int]], first: int) -> list[int]:
     return nodes
 
 
-def longest_branch_verify(tree, q, logits, temperature, top_k, top_p, generator):
+def longest_branch_verify(tree, q, logits, sampling, generator):
     """The seed's rule, biased: check each branch alone with the chain rule, keep the longest accepted prefix."""
-    p = logits_to_probs(logits, temperature, top_k, top_p)
+    p = sampling.probs(logits)
     tokens, children = tree.tokens.tolist(), children_lists(tree)
     best: list[int] = []
     for first in children[0]:
@@ -86,7 +86,7 @@ def longest_branch_verify(tree, q, logits, temperature, top_k, top_p, generator)
 
 
 def test_biased_rule_fails_the_same_test(monkeypatch):
-    monkeypatch.setattr(tree_generate_module, "verify_tree", longest_branch_verify)
+    monkeypatch.setattr(tree_module, "verify_tree", longest_branch_verify)
     passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 2, 0.7, 0, 0.9)
     assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 

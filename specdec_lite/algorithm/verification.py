@@ -23,7 +23,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .kv_cache import forward_new_tokens
-from .sampling import logits_to_probs, sample
+from .sampling import Sampling, sample
 
 
 @dataclass
@@ -77,10 +77,10 @@ def accept_speculative(drafted: torch.Tensor, q: torch.Tensor, p: torch.Tensor,
     return Verdict(n, int(sample(residual_distribution(p[n], q[n]), generator)), resampled=True)
 
 
-def verify(drafted: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, temperature: float,
-           top_k: int, top_p: float, generator: torch.Generator | None) -> tuple[Verdict, torch.Tensor]:
+def verify(drafted: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, sampling: Sampling,
+           generator: torch.Generator | None) -> tuple[Verdict, torch.Tensor]:
     """Apply the greedy rule (temperature 0) or the sampling rule; also return p [K+1, vocab]."""
-    p = logits_to_probs(logits, temperature, top_k, top_p)
-    if temperature == 0:
+    p = sampling.probs(logits)
+    if sampling.greedy:
         return accept_greedy(drafted, logits), p
     return accept_speculative(drafted, q, p, generator), p

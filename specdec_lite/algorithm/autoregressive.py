@@ -13,43 +13,34 @@ import time
 import torch
 from transformers import PreTrainedModel
 
-from .inputs import Prompt, check_generation_args, eos_token_ids, make_generator, prompt_ids
+from ..models.pair import ModelPair
+from .inputs import Prompt, make_request
 from .kv_cache import forward_new_tokens, new_cache
-from .pair import ModelPair
 from .results import GenerationResult, GenerationStats
-from .sampling import next_token
 
 
 @torch.inference_mode()
 def autoregressive_generate(
-    pair: ModelPair,
-    prompt: Prompt,
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = 0,
-    stop_at_eos: bool = True,
-    generator: torch.Generator | None = None,
+    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64,
+    temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+    seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
     model: PreTrainedModel | None = None,
 ) -> GenerationResult:
     """Generate with `model` (default: the pair's target) one token per forward pass."""
     model = pair.target if model is None else model
-    ids = prompt_ids(pair, prompt)  # [1, n]
-    check_generation_args([model], ids.shape[1], max_new_tokens, temperature, top_k, top_p)
-    generator = make_generator(pair.device, seed, generator)
-    eos = eos_token_ids(model, pair.tokenizer) if stop_at_eos else set()
+    request = make_request(pair, prompt, max_new_tokens, [model], temperature=temperature, top_k=top_k,
+                           top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     stats, cache, new = GenerationStats(), new_cache(model), []
     start = time.perf_counter()
-    pending = ids  # tokens not yet in the cache
+    pending = request.ids  # tokens not yet in the cache
     while len(new) < max_new_tokens:
         logits = forward_new_tokens(model, cache, pending, logits_to_keep=1)[-1]  # [vocab], next-token logits
         stats.target_forwards += 1
-        token = next_token(logits, temperature, top_k, top_p, generator)  # []
+        token = request.sampling.next_token(logits, request.generator)  # []
         new.append(int(token))
-        if new[-1] in eos:
+        if new[-1] in request.eos:
             break
         pending = token.view(1, 1)
     stats.wall_time_s = time.perf_counter() - start
     stats.new_tokens = len(new)
-    return GenerationResult(pair.decode(new), new, ids[0].tolist(), stats)
+    return GenerationResult(pair.decode(new), new, request.ids[0].tolist(), stats)

@@ -5,13 +5,14 @@ What it does not do: batching. One prompt at a time; a batch of more than one is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from transformers import PreTrainedModel
 
-from .pair import ModelPair
-from .sampling import check_sampling_args
+from ..models.pair import ModelPair
+from .sampling import Sampling
 
 Prompt = str | Sequence[int] | torch.Tensor
 
@@ -41,18 +42,42 @@ def context_window(model: PreTrainedModel) -> int:
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions")
 
 
-def check_generation_args(models: Sequence[PreTrainedModel], n_prompt: int, max_new_tokens: int,
-                          temperature: float, top_k: int, top_p: float) -> None:
-    """ValueError naming the argument: max_new_tokens < 1, sampling knobs, or a too-long request."""
+def check_window(models: Sequence[PreTrainedModel], n_prompt: int, max_new_tokens: int) -> None:
+    """ValueError naming the argument: max_new_tokens < 1, or a request longer than the context window."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    check_sampling_args(temperature, top_k, top_p)
     window = min(context_window(m) for m in models)
     if n_prompt + max_new_tokens > window:
         raise ValueError(
             f"prompt ({n_prompt} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context window "
             f"of {window} tokens; shorten the prompt or lower max_new_tokens"
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generate call's inputs, checked: the prompt ids, the length, how to sample and where to stop."""
+
+    ids: torch.Tensor  # [1, n] the prompt
+    max_new_tokens: int
+    sampling: Sampling
+    generator: torch.Generator  # every random draw of the run
+    eos: set[int]  # ids that end generation (empty when stop_at_eos is False)
+
+
+def make_request(pair: ModelPair, prompt: Prompt, max_new_tokens: int, models: Sequence[PreTrainedModel], *,
+                 temperature: float, top_k: int, top_p: float, seed: int | None,
+                 generator: torch.Generator | None, stop_at_eos: bool) -> Request:
+    """The prologue every generate function shares; ValueError naming the first bad argument.
+
+    `models` are the models the run feeds (their smallest context window counts); the last one,
+    the target, says which ids are EOS.
+    """
+    ids = prompt_ids(pair, prompt)  # [1, n]
+    sampling = Sampling(temperature, top_k, top_p)
+    check_window(models, ids.shape[1], max_new_tokens)
+    eos = eos_token_ids(models[-1], pair.tokenizer) if stop_at_eos else set()
+    return Request(ids, max_new_tokens, sampling, make_generator(pair.device, seed, generator), eos)
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer=None) -> set[int]:

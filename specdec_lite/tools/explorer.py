@@ -17,11 +17,12 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass
 
-from .autoregressive import autoregressive_generate
-from .draft_length import HeuristicK
-from .pair import ModelPair
-from .results import GenerationResult
-from .speculative import speculative_generate
+from ..algorithm.autoregressive import autoregressive_generate
+from ..algorithm.chain import speculative_generate
+from ..algorithm.draft_length import HeuristicK
+from ..algorithm.results import GenerationResult, StepTrace, TraceStep, TreeStepTrace
+from ..algorithm.tree import tree_generate
+from ..models.pair import ModelPair
 from .trace_view import token_decoder, trace_html, tree_branches_html
 
 METHODS = ("chain", "adaptive", "tree")
@@ -32,7 +33,7 @@ WARMUP_TOKENS = 2
 @dataclass(frozen=True)
 class ExplorerSettings:
     """What the panel's controls hold. `k` is the draft length (the starting K for "adaptive");
-    `n_branches` and `span` shape the token tree (method "tree" only), as in `tree_generate`."""
+    `n_branches` and `depth` shape the token tree (method "tree" only), as in `tree_generate`."""
 
     prompt: str
     method: str = "chain"
@@ -40,7 +41,7 @@ class ExplorerSettings:
     temperature: float = 0.0
     top_p: float = 1.0
     n_branches: int = 2
-    span: int = 4
+    depth: int = 4
     max_new_tokens: int = 48
     seed: int = 0
 
@@ -49,7 +50,7 @@ class ExplorerSettings:
             raise ValueError("prompt must not be empty")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        for name in ("k", "n_branches", "span", "max_new_tokens"):
+        for name in ("k", "n_branches", "depth", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.temperature < 0:
@@ -63,7 +64,7 @@ def active_controls(method: str) -> set[str]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     sampling = {"prompt", "temperature", "top_p", "max_new_tokens", "seed"}
-    return sampling | ({"n_branches", "span"} if method == "tree" else {"k"})
+    return sampling | ({"n_branches", "depth"} if method == "tree" else {"k"})
 
 
 def sampling_arguments(settings: ExplorerSettings) -> dict:
@@ -79,20 +80,20 @@ def run_method(pair: ModelPair, settings: ExplorerSettings, max_new_tokens: int)
     """One run of the chosen method with the chosen knobs."""
     common = dict(max_new_tokens=max_new_tokens, **sampling_arguments(settings))
     if settings.method == "tree":
-        from .tree_generate import tree_generate  # the token-tree method (notebook 06)
-
-        return tree_generate(pair, settings.prompt, n_branches=settings.n_branches, span=settings.span, **common)
+        return tree_generate(pair, settings.prompt, n_branches=settings.n_branches, depth=settings.depth, **common)
     k = HeuristicK(k=settings.k, k_max=max(16, settings.k)) if settings.method == "adaptive" else settings.k
     return speculative_generate(pair, settings.prompt, k=k, **common)
 
 
-def alpha_from_trace(trace) -> float | None:
+def alpha_from_trace(trace: list[TraceStep]) -> float | None:
     """α from a chain trace: accepted / tested. A step tests its drafts up to its first rejection; the drafts
-    after it are never tested, so accepted / drafted (`stats.acceptance_rate`) undercounts α. None for a tree."""
-    if not trace or hasattr(trace[0], "parents"):
+    after it are never tested, so accepted / drafted (`stats.acceptance_rate`) undercounts α. None for a tree,
+    or when nothing was drafted."""
+    drafted = [step for step in trace if isinstance(step, StepTrace)]
+    if not drafted or any(isinstance(step, TreeStepTrace) for step in trace):
         return None
-    accepted = sum(step.n_accepted for step in trace)
-    rejected = sum(not step.is_bonus for step in trace)  # at most one rejection per step
+    accepted = sum(step.n_accepted for step in drafted)
+    rejected = sum(not step.is_bonus for step in drafted)  # at most one rejection per step
     return accepted / (accepted + rejected)
 
 
@@ -134,7 +135,7 @@ class ExplorerOutput:
 
     def html(self) -> str:
         """The numbers, then the coloured trace (and, for a tree, every branch of every step)."""
-        trace = trace_html(self.result.trace, self.decode, self.result.token_ids, prompt=self.settings.prompt)
+        trace = trace_html(self.result.trace, self.decode, prompt=self.settings.prompt)
         tree = tree_branches_html(self.result.trace, self.decode) if self.settings.method == "tree" else ""
         return self.summary_html() + trace + tree
 
@@ -223,7 +224,7 @@ def explorer_controls(widgets, settings: ExplorerSettings) -> dict:
                                      style=style, layout=layout),
         "n_branches": widgets.IntSlider(values["n_branches"], 1, 8, description="tree n_branches", style=style,
                                       layout=layout),
-        "span": widgets.IntSlider(values["span"], 1, 8, description="tree span", style=style, layout=layout),
+        "depth": widgets.IntSlider(values["depth"], 1, 8, description="tree depth", style=style, layout=layout),
         "max_new_tokens": widgets.IntSlider(values["max_new_tokens"], 8, 128, step=8, description="new tokens",
                                             style=style, layout=layout),
         "seed": widgets.IntText(values["seed"], description="seed", style=style),

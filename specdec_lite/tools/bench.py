@@ -10,8 +10,8 @@ for Hugging Face's `generate` too. Unless --no-theory, it also measures c, the c
 speed-up next to the measured one for each fixed K.
 
 Methods: plain (target alone); k2 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
-confidence (K up to 8, drafting stops below draft probability 0.4); tree (tree_generate, when
-installed); hf_assisted (`target.generate(assistant_model=draft)`, its defaults); hf_lookup
+confidence (K up to 8, drafting stops below draft probability 0.4); tree (tree_generate, 3
+branches of depth 4); hf_assisted (`target.generate(assistant_model=draft)`, its defaults); hf_lookup
 (prompt-lookup decoding, 10 tokens).
 
 What it does not do: sampling (greedy only, so every method should emit the same tokens; the
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import importlib.util
 import json
 import statistics
 import time
@@ -33,11 +32,12 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..algorithm.autoregressive import autoregressive_generate
+from ..algorithm.chain import speculative_generate
+from ..algorithm.draft_length import HeuristicK
+from ..algorithm.tree import tree_generate
+from ..models.pair import DTYPES, ModelPair, load_pair
 from . import bench_report
-from .autoregressive import autoregressive_generate
-from .draft_length import HeuristicK
-from .pair import DTYPES, ModelPair, load_pair
-from .speculative import speculative_generate
 
 FIXED_KS = (2, 4, 6, 8)
 ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "tree", "hf_assisted", "hf_lookup")
@@ -103,7 +103,7 @@ def select_prompts(spec: str) -> list[dict]:
     """Prompts ({name, category, text}) by category or name from prompts.json, or all of a JSON file."""
     if spec.endswith(".json"):
         return json.loads(Path(spec).read_text())
-    shipped = json.loads(importlib.resources.files("specdec_lite").joinpath("prompts.json").read_text())
+    shipped = json.loads(importlib.resources.files("specdec_lite.tools").joinpath("prompts.json").read_text())
     if spec == "all":
         return shipped
     wanted = set(spec.split(","))
@@ -142,22 +142,17 @@ def hugging_face(**options) -> Method:
 
 
 def tree(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    from .tree_generate import tree_generate  # another module, present once the tree issue has landed
-
-    result = tree_generate(pair, ids, max_new_tokens, n_branches=3, span=4)
+    result = tree_generate(pair, ids, max_new_tokens, n_branches=3, depth=4)
     return result.token_ids, result.stats.proposed, result.stats.accepted
 
 
 def build_methods(names: list[str], pair: ModelPair) -> dict[str, Method]:
-    """The runnable methods among `names`; 'tree' is skipped (with a note) when its module is absent."""
+    """The runnable methods among `names`."""
     table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree,
              "confidence": ours(k=8, min_confidence=CONFIDENCE),
              "hf_assisted": hugging_face(assistant_model=pair.draft),
              "hf_lookup": hugging_face(prompt_lookup_num_tokens=10)}
     table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
-    if "tree" in names and importlib.util.find_spec("specdec_lite.tree_generate") is None:
-        print("note: skipping 'tree': specdec_lite.tree_generate is not installed yet")
-        names = [n for n in names if n != "tree"]
     return {name: table[name] for name in names}
 
 

@@ -30,10 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   formatter_class=DefaultsFormatter)
-        importlib.import_module(f"specdec_lite.{name}").add_arguments(sub)
+        importlib.import_module(f"specdec_lite.tools.{name}").add_arguments(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return importlib.import_module(f"specdec_lite.{args.command}").run(args)
+    return importlib.import_module(f"specdec_lite.tools.{args.command}").run(args)

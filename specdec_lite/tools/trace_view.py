@@ -11,12 +11,12 @@ Every drafted token gets a role, and each role has its own colour (`plots.COLORS
 Steps are separated by a bar. `trace_html` builds HTML for a notebook, `trace_text` a plain-text
 version for terminals (optionally with ANSI colours), e.g. for the CLI demo.
 
-Chain traces are lists of `StepTrace`. Tree traces (`TreeStepTrace`, from `tree_generate`) are read
-by duck typing: a step with `parents` is a tree step, with node `tokens` (node 0 is the root, the
-last token before the step, not a guess), `parents` (-1 for the root), the accepted path
-`accepted_nodes` (node indices, root excluded), `next_token` and `resampled`. Inline, a tree step
-shows its accepted path and the rejected children of the path's last node; `tree_branches_html` /
-`tree_branches_text` draw every branch of every step, the discarded ones struck out.
+A trace (`GenerationResult.trace`) records every step, each told apart by its type: `StepTrace`
+(a drafted chain step), `TreeStepTrace` (a tree step, from `tree_generate`: node `tokens`, node 0
+the root, `parents`, the accepted path `accepted_nodes`), `PlainStep` (role "target") and `EosCut`
+(the step before it is shown only up to its EOS). Inline, a tree step shows its accepted path and
+the rejected children of the path's last node; `tree_branches_html` / `tree_branches_text` draw
+every branch of every tree step, the discarded ones struck out.
 
 What it does not do: run anything. These are pure functions from trace data (plus a function
 that turns one token id into its text) to strings.
@@ -28,6 +28,7 @@ import html
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from ..algorithm.results import EosCut, PlainStep, StepTrace, TraceStep, TreeStepTrace
 from .plots import COLORS
 
 ROLES = ("accepted", "rejected", "correction", "bonus", "target")
@@ -68,11 +69,7 @@ def visible_text(text: str) -> str:
     return "".join(WHITESPACE.get(char, char) for char in text) if text else "∅"
 
 
-def is_tree_step(step) -> bool:
-    return hasattr(step, "parents")
-
-
-def chain_step_marks(step, index: int) -> list[TokenMark]:
+def chain_step_marks(step: StepTrace, index: int) -> list[TokenMark]:
     """The marks of one chain step: accepted, rejected (struck out), then the correction or bonus."""
     marks = [TokenMark(token, "accepted" if i < step.n_accepted else "rejected", index, step.p[i], step.q[i],
                        tested=i <= step.n_accepted) for i, token in enumerate(step.proposed)]
@@ -80,7 +77,7 @@ def chain_step_marks(step, index: int) -> list[TokenMark]:
     return marks + [TokenMark(step.next_token, last_role, index, resampled=step.resampled)]
 
 
-def tree_step_marks(step, index: int) -> list[TokenMark]:
+def tree_step_marks(step: TreeStepTrace, index: int) -> list[TokenMark]:
     """The marks of one tree step: the accepted path, the first rejected child of each path node, the next token.
 
     The next token is a bonus when the accepted path ends at a leaf (the draft had nothing more to offer).
@@ -94,32 +91,33 @@ def tree_step_marks(step, index: int) -> list[TokenMark]:
                               resampled=step.resampled)]
 
 
-def trace_marks(trace: Sequence, token_ids: Sequence[int] | None = None) -> list[TokenMark]:
-    """Marks for a whole run. With the run's `token_ids`, steps cut at EOS are cut here too and
-    tokens emitted after the last traced step (plain target steps) are added with role "target"."""
-    marks = []
-    for index, step in enumerate(trace):
-        marks += tree_step_marks(step, index) if is_tree_step(step) else chain_step_marks(step, index)
-    if token_ids is None:
-        return marks
-    return align_with_output(marks, list(token_ids), len(trace))
+def step_marks(step: StepTrace | TreeStepTrace | PlainStep, index: int) -> list[TokenMark]:
+    if isinstance(step, StepTrace):
+        return chain_step_marks(step, index)
+    if isinstance(step, TreeStepTrace):
+        return tree_step_marks(step, index)
+    return [TokenMark(step.token, "target", index)]
 
 
-def align_with_output(marks: list[TokenMark], token_ids: list[int], n_steps: int) -> list[TokenMark]:
-    """Keep the marks while the emitted ones match `token_ids`; mark the rest of `token_ids` "target"."""
-    kept, emitted = [], 0
-    for mark in marks:
-        if mark.role == "rejected":
-            kept.append(mark)
-            continue
-        if emitted == len(token_ids) or token_ids[emitted] != mark.token:
-            break
-        kept.append(mark)
-        emitted += 1
-    while kept and kept[-1].role == "rejected" and emitted == len(token_ids):
-        kept.pop()  # the run ended (EOS) before these rejections mattered
-    tail = [TokenMark(token, "target", n_steps + i) for i, token in enumerate(token_ids[emitted:])]
-    return kept + tail
+def cut_after(marks: list[TokenMark], kept: int) -> list[TokenMark]:
+    """A step's marks up to its `kept`-th emitted token (the EOS); what came after it was never emitted."""
+    emitted = 0
+    for i, mark in enumerate(marks):
+        emitted += mark.role != "rejected"
+        if emitted == kept:
+            return marks[: i + 1]
+    return marks
+
+
+def trace_marks(trace: Sequence[TraceStep]) -> list[TokenMark]:
+    """Marks for a whole run, step by step; an `EosCut` cuts the step before it."""
+    steps: list[list[TokenMark]] = []
+    for step in trace:
+        if isinstance(step, EosCut):
+            steps[-1] = cut_after(steps[-1], step.kept)
+        else:
+            steps.append(step_marks(step, len(steps)))
+    return [mark for marks in steps for mark in marks]
 
 
 def mark_tooltip(mark: TokenMark) -> str:
@@ -154,11 +152,10 @@ def legend_html(roles: Sequence[str] = ROLES) -> str:
     return f'<div class="sd-legend" style="margin-bottom:6px;font-size:90%">{"".join(items)}</div>'
 
 
-def trace_html(trace: Sequence, decode: Decode, token_ids: Sequence[int] | None = None,
-               prompt: str | None = None, legend: bool = True) -> str:
+def trace_html(trace: Sequence[TraceStep], decode: Decode, prompt: str | None = None, legend: bool = True) -> str:
     """The run as HTML: optional grey prompt, then every step's tokens in their role's colour."""
     parts, previous_step = [], None
-    for mark in trace_marks(trace, token_ids):
+    for mark in trace_marks(trace):
         if previous_step is not None and mark.step != previous_step:
             parts.append(STEP_BAR)
         parts.append(token_span_html(mark, decode))
@@ -184,16 +181,15 @@ def legend_text(color: bool = False) -> str:
     return "  ".join(marked_text(role, ROLE_LABELS[role], color) for role in ROLES) + "  | step boundary"
 
 
-def trace_text(trace: Sequence, decode: Decode, token_ids: Sequence[int] | None = None,
-               color: bool = False) -> str:
+def trace_text(trace: Sequence[TraceStep], decode: Decode, color: bool = False) -> str:
     """The run as one line of text: [accepted] ~rejected~ {correction} <bonus> (target), steps split by ' | '."""
     steps: dict[int, list[str]] = {}
-    for mark in trace_marks(trace, token_ids):
+    for mark in trace_marks(trace):
         steps.setdefault(mark.step, []).append(token_text(mark, decode, color))
     return " | ".join("".join(tokens) for tokens in steps.values())
 
 
-def tree_branches(step) -> list[list[int]]:
+def tree_branches(step: TreeStepTrace) -> list[list[int]]:
     """Every branch of a tree step: the drafted node indices from below the root to a leaf."""
     has_child = set(step.parents)
     branches = []
@@ -205,16 +201,22 @@ def tree_branches(step) -> list[list[int]]:
     return branches
 
 
-def branch_marks(step, branch: list[int], index: int) -> list[TokenMark]:
+def branch_marks(step: TreeStepTrace, branch: list[int], index: int) -> list[TokenMark]:
     """A branch's nodes: accepted while on the accepted path, rejected from the first node off it."""
     on_path = set(step.accepted_nodes)
     return [TokenMark(step.tokens[node], "accepted" if node in on_path else "rejected", index) for node in branch]
 
 
-def tree_branches_html(trace: Sequence, decode: Decode) -> str:
+def tree_steps(trace: Sequence[TraceStep]) -> list[tuple[int, TreeStepTrace]]:
+    """(step index, step) of each tree step; the index counts every step, as in `trace_marks`."""
+    steps = [step for step in trace if not isinstance(step, EosCut)]
+    return [(index, step) for index, step in enumerate(steps) if isinstance(step, TreeStepTrace)]
+
+
+def tree_branches_html(trace: Sequence[TraceStep], decode: Decode) -> str:
     """One row per tree step, one line per branch: the kept path green, discarded branches struck out."""
     rows = []
-    for index, step in enumerate(trace):
+    for index, step in tree_steps(trace):
         lines = ["".join(token_span_html(mark, decode) for mark in branch_marks(step, branch, index))
                  for branch in tree_branches(step)]
         next_mark = tree_step_marks(step, index)[-1]
@@ -224,10 +226,10 @@ def tree_branches_html(trace: Sequence, decode: Decode) -> str:
     return f'<table class="sd-tree" style="font-family:monospace">{"".join(rows)}</table>'
 
 
-def tree_branches_text(trace: Sequence, decode: Decode, color: bool = False) -> str:
+def tree_branches_text(trace: Sequence[TraceStep], decode: Decode, color: bool = False) -> str:
     """The tree steps as text: each branch on its own line, the next token after the arrow."""
     lines = []
-    for index, step in enumerate(trace):
+    for index, step in tree_steps(trace):
         next_mark = tree_step_marks(step, index)[-1]
         lines.append(f"step {index + 1} -> {token_text(next_mark, decode, color)}")
         lines += ["    " + "".join(token_text(mark, decode, color) for mark in branch_marks(step, branch, index))

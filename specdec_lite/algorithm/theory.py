@@ -25,10 +25,10 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel
 
+from ..models.pair import ModelPair
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
-from .pair import ModelPair
 from .sampling import logits_to_probs
 
 

@@ -16,12 +16,12 @@ import argparse
 import sys
 import time
 
-from .autoregressive import autoregressive_generate
-from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, is_built
-from .pair import DTYPES, ModelPair, load_pair
-from .results import GenerationResult
-from .sampling import check_sampling_args
-from .speculative import speculative_generate
+from ..algorithm.autoregressive import autoregressive_generate
+from ..algorithm.chain import speculative_generate
+from ..algorithm.results import GenerationResult
+from ..algorithm.sampling import Sampling
+from ..models.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, is_built
+from ..models.pair import DTYPES, ModelPair, load_pair
 from .trace_view import legend_text, token_decoder, trace_text
 
 DEFAULT_PROMPT = 'def is_palindrome(text: str) -> bool:\n    """Return True if text reads the same backwards."""\n'
@@ -53,7 +53,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if not args.prompt:
         raise ValueError("--prompt must not be empty")
-    check_sampling_args(args.temperature, args.top_k, args.top_p)
+    Sampling(args.temperature, args.top_k, args.top_p)  # ValueError naming temperature, top_k or top_p
 
 
 def announce_first_build(args: argparse.Namespace) -> None:
@@ -80,7 +80,7 @@ def report(pair: ModelPair, plain: GenerationResult, speculative: GenerationResu
     print("--- how it was made, step by step ---")
     color = sys.stdout.isatty()
     print(legend_text(color=color))
-    print(trace_text(speculative.trace, token_decoder(pair.tokenizer), speculative.token_ids, color=color))
+    print(trace_text(speculative.trace, token_decoder(pair.tokenizer), color=color))
     print("---")
     if args.temperature == 0:
         same = plain.token_ids == speculative.token_ids

@@ -33,7 +33,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .kv_cache import cache_length
-from .sampling import logits_to_probs, sample
+from .sampling import Sampling, sample
 from .token_tree import TokenTree, forward_tree_nodes
 from .verification import acceptance_probability, residual_distribution
 
@@ -113,11 +113,11 @@ def accept_tree_sampling(tree: TokenTree, q: torch.Tensor, p: torch.Tensor,
     return TreeVerdict(path, int(sample(p[node], generator)), resampled=False)  # bonus after a leaf
 
 
-def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor, temperature: float, top_k: int,
-                top_p: float, generator: torch.Generator | None) -> tuple[TreeVerdict, torch.Tensor]:
+def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor, sampling: Sampling,
+                generator: torch.Generator | None) -> tuple[TreeVerdict, torch.Tensor]:
     """The greedy rule (temperature 0) or the sampling rule; also return p [N, vocab]."""
-    p = logits_to_probs(logits, temperature, top_k, top_p)
-    if temperature == 0:
+    p = sampling.probs(logits)
+    if sampling.greedy:
         return accept_tree_greedy(tree, logits), p
     if q is None:
         raise ValueError("q must be given when temperature > 0 (the draft's distributions at each node)")

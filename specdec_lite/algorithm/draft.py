@@ -16,7 +16,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from .kv_cache import forward_new_tokens
-from .sampling import logits_to_probs, sample
+from .sampling import GREEDY, Sampling, sample
 
 
 @dataclass
@@ -38,9 +38,8 @@ def propose(
     cache: DynamicCache,
     pending_ids: torch.Tensor,
     k: int,
-    temperature: float = 0.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
+    *,
+    sampling: Sampling = GREEDY,
     generator: torch.Generator | None = None,
     min_confidence: float = 0.0,
 ) -> DraftProposal:
@@ -55,10 +54,10 @@ def propose(
     forwards = 1
     tokens, qs = [], []
     for i in range(k):
-        q_i = logits_to_probs(logits, temperature, top_k, top_p)  # [vocab]
-        if i > 0 and min_confidence > 0 and confidence(logits, q_i, temperature) < min_confidence:
+        q_i = sampling.probs(logits)  # [vocab]
+        if i > 0 and min_confidence > 0 and confidence(logits, q_i, sampling.temperature) < min_confidence:
             break
-        x_i = q_i.argmax(-1) if temperature == 0 else sample(q_i, generator)  # [] greedy needs no draw
+        x_i = q_i.argmax(-1) if sampling.greedy else sample(q_i, generator)  # [] greedy needs no draw
         tokens.append(x_i)
         qs.append(q_i)
         if i < k - 1:

@@ -19,10 +19,10 @@ from typing import Sequence
 
 import torch
 
-from .pair import ModelPair
+from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c,
+                                measure_verify_cost, predicted_speedup)
+from ..models.pair import ModelPair
 from .plots import COLORS, use_style
-from .theory import (continuation_acceptance, expected_tokens_per_forward, measure_c, measure_verify_cost,
-                     predicted_speedup)
 
 
 def by_prompt(runs) -> dict[tuple[str, str], dict]:

@@ -1,0 +1,109 @@
+"""What a generation returns: text, ids, counts and (for speculative runs) a trace of every step.
+
+A trace is a list of typed steps, told apart with `isinstance`: `StepTrace` (a drafted chain
+step), `TreeStepTrace` (a tree step), `PlainStep` (one token from the target alone, when only one
+token is left to emit) and `EosCut` (the step before it was cut after an EOS; the run ended).
+
+What it does not do: any computation beyond ratios of the counts it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StepTrace:
+    """One speculative step: what the draft proposed and what the target made of it."""
+
+    proposed: list[int]  # x_1..x_K
+    p: list[float]  # p_i(x_i), target probability of each proposed token
+    q: list[float]  # q_i(x_i), draft probability of each proposed token
+    n_accepted: int
+    next_token: int  # correction (n_accepted < K) or bonus (n_accepted == K)
+    resampled: bool  # next_token drawn from norm(max(0, p - q))
+
+    @property
+    def emitted(self) -> list[int]:
+        return self.proposed[: self.n_accepted] + [self.next_token]
+
+    @property
+    def is_bonus(self) -> bool:
+        return self.n_accepted == len(self.proposed)
+
+
+@dataclass
+class TreeStepTrace:
+    """One tree step: the tree the draft proposed and the path the target accepted."""
+
+    tokens: list[int]  # token of each node; node 0 is the root (the last token before the step)
+    parents: list[int]  # parent of each node (-1 for the root)
+    depths: list[int]
+    accepted_nodes: list[int]  # the accepted path's node indices, root excluded
+    next_token: int  # correction, or bonus after a leaf
+    resampled: bool  # next_token drawn from a residual
+
+    @property
+    def nodes_verified(self) -> int:
+        """Drafted nodes the target scored (the root is not a guess)."""
+        return len(self.tokens) - 1
+
+    @property
+    def n_accepted(self) -> int:
+        return len(self.accepted_nodes)
+
+    @property
+    def emitted(self) -> list[int]:
+        return [self.tokens[node] for node in self.accepted_nodes] + [self.next_token]
+
+
+@dataclass
+class PlainStep:
+    """One token from the target alone, nothing drafted (the last token of a run can be one)."""
+
+    token: int
+
+    @property
+    def emitted(self) -> list[int]:
+        return [self.token]
+
+
+@dataclass
+class EosCut:
+    """The step before this one emitted an EOS as its `kept`-th token: the rest of it was dropped, the run ended."""
+
+    kept: int
+
+
+TraceStep = StepTrace | TreeStepTrace | PlainStep | EosCut
+
+
+@dataclass
+class GenerationStats:
+    new_tokens: int = 0
+    target_forwards: int = 0  # every call of the target, prefill included
+    draft_forwards: int = 0
+    proposed: int = 0  # drafted tokens offered to the target
+    accepted: int = 0  # drafted tokens the target kept
+    wall_time_s: float = 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.proposed if self.proposed else 0.0
+
+    @property
+    def tokens_per_target_forward(self) -> float:
+        return self.new_tokens / self.target_forwards if self.target_forwards else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.wall_time_s if self.wall_time_s else 0.0
+
+
+@dataclass
+class GenerationResult:
+    text: str  # the continuation only, decoded
+    token_ids: list[int]  # the new tokens only
+    prompt_ids: list[int]
+    stats: GenerationStats
+    trace: list[TraceStep] = field(default_factory=list)  # every step (speculative runs only)
