@@ -39,7 +39,8 @@ def test_greedy_demo_prints_continuation_acceptance_and_speed_up(tiny_folders, c
 
 
 def test_sampling_demo_in_bf16_runs(tiny_folders, capsys):
-    assert run_demo(tiny_folders, "--temperature", "0.8", "--top-k", "10", "--top-p", "0.9", "--seed", "3") == 0
+    assert run_demo(tiny_folders, "--dtype", "bfloat16", "--temperature", "0.8", "--top-k", "10", "--top-p", "0.9",
+                    "--seed", "3") == 0
     out = capsys.readouterr().out
     assert "bfloat16 on cpu" in out
     assert "same tokens as plain greedy" not in out  # only a greedy run can be compared token by token
@@ -65,3 +66,13 @@ def test_first_run_of_the_offline_pair_is_announced(built, tmp_path, monkeypatch
     monkeypatch.setattr(demo, "load_pair", lambda *a, **k: tiny_pair("gpt2"))
     assert demo.run(parse(["--prompt", "abc", "--max-new-tokens", "4"])) == 0
     assert ("First run: building the offline Qwen2.5-Coder pair" in capsys.readouterr().out) is not built
+
+
+def test_default_dtype_is_auto_and_says_what_it_chose(tiny_folders, capsys, monkeypatch):
+    monkeypatch.setattr("specdec_lite.models.precision.cpu_flags", lambda: {"avx2"})  # no bf16 matrix hardware
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tiny_folders[0].parent / "cache"))
+    assert run_demo(tiny_folders, "-k", "3") == 0
+    out = capsys.readouterr().out
+    assert "dtype auto -> int8: this CPU has no bf16 matrix instructions" in out
+    assert "int8 on cpu" in out
+    assert "same tokens as plain greedy decoding: True" in out  # int8 rows are independent: exact

@@ -51,14 +51,15 @@ def test_bad_env_var_is_a_value_error_naming_the_variable(monkeypatch):
 
 @pytest.mark.parametrize("name, expected", [("bfloat16", torch.bfloat16), ("bf16", torch.bfloat16),
                                             ("float32", torch.float32), ("fp32", torch.float32),
-                                            ("float16", torch.float16), (torch.float32, torch.float32)])
+                                            ("float16", torch.float16), ("int8", torch.int8),
+                                            (torch.float32, torch.float32)])
 def test_dtype_names(name, expected):
     assert resolve_dtype(name) is expected
 
 
 def test_bad_dtype_is_refused():
     with pytest.raises(ValueError, match="dtype must be one of"):
-        resolve_dtype("int8")
+        resolve_dtype("int4")
 
 
 @pytest.mark.parametrize("arch, model_class", [("gpt2", GPT2LMHeadModel), ("qwen2", Qwen2ForCausalLM)])

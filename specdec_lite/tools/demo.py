@@ -16,12 +16,14 @@ import argparse
 import sys
 import time
 
+import torch
+
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.results import GenerationResult
 from ..algorithm.sampling import Sampling
 from ..models.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, is_built
-from ..models.pair import DTYPES, ModelPair, load_pair
+from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair, weight_count
 from .trace_view import legend_text, token_decoder, trace_text
 
 DEFAULT_PROMPT = 'def is_palindrome(text: str) -> bool:\n    """Return True if text reads the same backwards."""\n'
@@ -37,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=0, help="keep only the k most likely tokens (0 = off)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (sampling only)")
-    parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES),
-                        help="model dtype (float32 makes speculative greedy output identical to plain greedy)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="auto = the device's fastest format (int8 on a CPU without bf16 matrix instructions); "
+                             "float32 and int8 make speculative greedy output identical to plain greedy")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or mps (default: $SPECDEC_LITE_DEVICE, else the best available)")
     parser.add_argument("--draft", default=None, help="draft model: hub id or folder (default: the offline pair)")
@@ -84,8 +87,8 @@ def report(pair: ModelPair, plain: GenerationResult, speculative: GenerationResu
     print("---")
     if args.temperature == 0:
         same = plain.token_ids == speculative.token_ids
-        exact = same or args.dtype in ("float32", "fp32")
-        note = "" if exact else " (bf16/fp16 round K-token and 1-token forwards differently; float32 is exact)"
+        exact = same or pair.dtype in (torch.float32, torch.int8)
+        note = "" if exact else " (bf16/fp16 round K-token and 1-token forwards differently; float32 and int8 are exact)"
         print(f"same tokens as plain greedy decoding: {same}{note}")
     s, a = speculative.stats, plain.stats
     print(f"K = {args.k}: accepted / drafted = {s.acceptance_rate:.2f} ({s.accepted}/{s.proposed} drafted tokens kept; "
@@ -110,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
     print(f"loaded the pair in {time.perf_counter() - start:.1f} s "
-          f"(draft {pair.draft.num_parameters() / 1e6:.0f}M, target {pair.target.num_parameters() / 1e6:.0f}M "
-          f"parameters, {args.dtype} on {pair.device})", flush=True)
+          f"(draft {weight_count(pair.draft) / 1e6:.0f}M, target {weight_count(pair.target) / 1e6:.0f}M "
+          f"weights, {str(pair.dtype).removeprefix('torch.')} on {pair.device})", flush=True)
     plain, speculative = generate_both(pair, args)
     report(pair, plain, speculative, args)
     return 0

@@ -1,0 +1,104 @@
+"""Which number format the models run in, and loading a model in int8 (notebooks 00 and 06).
+
+`dtype="auto"` picks, per device:
+  - CUDA: bfloat16 where the GPU supports it, else float16;
+  - MPS (Apple GPU): float16;
+  - CPU: bfloat16 if the CPU has bf16 matrix instructions (AVX512_BF16 or AMX on x86), else int8
+    (int8 weights, per-row int8 activations: `quantize.py`) when PyTorch has FBGEMM, else float32.
+    Without bf16 hardware a bf16 forward over K+1 tokens costs about K+1 one-token forwards, so
+    verification is not cheap and speculative decoding cannot pay; the int8 kernels are fast on
+    every x86 CPU.
+float32 stays the format for exactness proofs.
+
+An int8 model is built from the bf16/fp32 checkpoint; its int8 weights are cached in
+`cache_dir()/int8/` so that later loads skip quantizing (they still pack the weights for FBGEMM).
+
+What it does not do: int8 on a GPU, detect bf16 support on non-Linux CPUs (macOS, Windows:
+those get int8 or float32), or notice that a cached int8 file is older than its checkpoint
+(delete `cache_dir()/int8/` after changing a model folder in place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from . import row_attention
+from .offline_pair import cache_dir
+from .quantize import int8_weights, quantize_model
+
+FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def choose_dtype(device: torch.device) -> tuple[str, str]:
+    """The dtype `"auto"` means on `device`, and why, as (name, reason)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16", "a CUDA GPU with bf16 support"
+        return "float16", "a CUDA GPU without bf16 support"
+    if device.type == "mps":
+        return "float16", "an Apple GPU (MPS)"
+    fast = sorted(set(FAST_BF16_FLAGS) & cpu_flags())
+    if fast:
+        return "bfloat16", f"this CPU has bf16 matrix instructions ({', '.join(fast)})"
+    if "fbgemm" in torch.backends.quantized.supported_engines:
+        return "int8", ("this CPU has no bf16 matrix instructions (AVX512_BF16/AMX), so a bf16 forward over K+1 "
+                        "tokens costs ~K+1 one-token forwards; int8 (FBGEMM) keeps verification cheap")
+    return "float32", "this CPU has no bf16 matrix instructions and PyTorch has no FBGEMM int8 kernels"
+
+
+def int8_cache_file(name_or_dir: str | Path) -> Path:
+    """Where the int8 weights of `name_or_dir` are cached: one safetensors file per checkpoint."""
+    source = str(Path(name_or_dir).resolve()) if Path(name_or_dir).exists() else str(name_or_dir)
+    tag = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return cache_dir() / "int8" / f"{Path(source).name}-{tag}.safetensors"
+
+
+def load_int8_model(name_or_dir: str | Path) -> PreTrainedModel:
+    """`from_pretrained` in bf16, every linear layer swapped for int8 (cached), attention row by row. CPU only."""
+    from safetensors.torch import load_file, save_file
+
+    model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.bfloat16).eval()
+    cached = int8_cache_file(name_or_dir)
+    if cached.is_file():
+        quantize_model(model, saved=load_file(cached))
+    else:
+        print(f"quantizing {Path(str(name_or_dir)).name} to int8 (once; cached in {cached.parent})...", flush=True)
+        start = time.perf_counter()
+        quantize_model(model)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        save_file({name: tensor.contiguous() for name, tensor in int8_weights(model).items()}, tmp)
+        os.replace(tmp, cached)  # atomic: another process sees no file or a whole one
+        print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    model.set_attn_implementation(row_attention.NAME)  # rows independent: verify == one-token forwards
+    return model

@@ -1,0 +1,192 @@
+"""int8 weights with per-row int8 activations on the CPU: a memory-bound forward whose rows stay independent.
+
+On a CPU without bf16 matrix hardware (AVX512_BF16 or AMX), a bf16 forward over K+1 tokens costs
+about K+1 one-token forwards: the kernel is compute-bound, so verifying K drafts is not cheap.
+Integer kernels are fast everywhere (FBGEMM, the x86 int8 GEMM inside PyTorch), and int8 weights
+are half the bytes of bf16, so a one-token forward gets faster and a (K+1)-token forward costs
+little more than a one-token one.
+
+`Int8Linear` replaces an `nn.Linear`:
+  - weights: int8, one scale per output channel (symmetric), packed once for FBGEMM;
+  - activations: each ROW (token) x_i is quantized with its own scale s_i = max|x_i| / 63, in the
+    7-bit range FBGEMM's AVX2 kernels use without int16 saturation;
+  - y_i = s_i * (int8 GEMM of x_i / s_i) + b, accumulated in int32, returned in float32.
+Because s_i depends on row i alone and the integer accumulation is exact, a row's output is the
+same whether it is computed alone or with other rows (tested bit for bit). PyTorch's own
+`quantize_dynamic` uses ONE scale for all rows of a call, so there a verification forward over
+K+1 tokens rounds each token differently from the one-token forward that plain decoding runs.
+
+`FusedInt8Linear` computes several projections of the same input in one GEMM (q/k/v of an
+attention layer, gate/up of an MLP): the first projection's call computes all of them, the
+others return their slice of that result.
+
+What it does not do: GPUs or Apple's MPS (FBGEMM is an x86/ARM CPU library; use bf16/fp16
+there), static (calibrated) activation scales, int4, or quantizing the embedding table (the
+input embedding is a lookup, not a matrix product, and stays in float32).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+ACTIVATION_LEVELS = 63  # |x_q| <= 63: 7-bit activations, as FBGEMM's dynamic path on x86 (reduce_range)
+ZERO_POINT = 64  # x_q + 64 in [1, 127]: the unsigned 7-bit code FBGEMM's kernel reads
+
+
+def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output channel: weight [out, in] -> (int8 [out, in], scale [out] float32)."""
+    weight = weight.detach().float()
+    scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127  # [out]
+    return torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8), scale
+
+
+def pack_weight(int8_weight: torch.Tensor, scale: torch.Tensor):
+    """The FBGEMM-packed form of an int8 weight [out, in] with per-channel `scale` [out].
+
+    torch 2.13 warns that quantized tensor types are deprecated (in favour of torchao); the
+    packing op still takes one, so that one warning is silenced here.
+    """
+    zero = torch.zeros(scale.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*deprecated")
+        quantized = torch._make_per_channel_quantized_tensor(int8_weight, scale.double(), zero, 0)
+    return torch.ops.quantized.linear_prepack(quantized, None)
+
+
+def int8_matmul(x: torch.Tensor, packed) -> torch.Tensor:
+    """x [rows, in] float32 -> x W^T [rows, out] float32, each row quantized with its own scale."""
+    row_scale = x.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / ACTIVATION_LEVELS  # [rows, 1]
+    # the kernel quantizes its input with scale 1 and zero point 64: round(x / s_i) + 64, per element
+    out = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(x / row_scale, 1.0, ZERO_POINT, packed)
+    return out * row_scale
+
+
+class Int8Linear(nn.Module):
+    """A drop-in `nn.Linear` with int8 weights and per-row int8 activations (float32 in, float32 out)."""
+
+    def __init__(self, int8_weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.out_features, self.in_features = int8_weight.shape
+        self.register_buffer("int8_weight", int8_weight)  # [out, in], kept for saving and inspection
+        self.register_buffer("scale", scale)  # [out]
+        self.register_buffer("bias", None if bias is None else bias.detach().float())
+        self.packed = pack_weight(int8_weight, scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
+        flat = x.reshape(-1, self.in_features).float()
+        y = int8_matmul(flat, self.packed)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class FusedInt8Linear(nn.Module):
+    """One int8 GEMM for several projections of the same input; `parts()` gives one module per projection."""
+
+    def __init__(self, fused: Int8Linear, sizes: list[int]):
+        super().__init__()
+        self.fused, self.sizes = fused, sizes
+        self._input: torch.Tensor | None = None
+        self._outputs: tuple[torch.Tensor, ...] = ()
+
+    def output(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """Projection `index` of `x`; computes all of them when `x` is not the input seen last."""
+        if index == 0 or x is not self._input:
+            self._input, self._outputs = x, self.fused(x).split(self.sizes, dim=-1)
+        out = self._outputs[index]
+        if index == len(self.sizes) - 1:
+            self._input, self._outputs = None, ()  # drop the references once every part was read
+        return out
+
+    def parts(self) -> list[nn.Module]:
+        return [FusedPart(self, index) for index in range(len(self.sizes))]
+
+
+class FusedPart(nn.Module):
+    """Projection `index` of a `FusedInt8Linear` (holds no weights of its own)."""
+
+    def __init__(self, group: FusedInt8Linear, index: int):
+        super().__init__()
+        self.index = index
+        self._group = [group]  # in a list, so the group is not registered twice as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._group[0].output(x, self.index)
+
+
+FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+Int8Weights = dict[str, torch.Tensor]  # "<module path>.int8_weight" / ".scale" -> tensor, as saved
+
+
+def concatenated(linears: list[nn.Linear]) -> nn.Linear:
+    """One nn.Linear whose output is the outputs of `linears` side by side (same input size)."""
+    weight = torch.cat([linear.weight.detach() for linear in linears])  # [sum(out), in]
+    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=any(linear.bias is not None for linear in linears),
+                      device="meta")
+    fused.weight = nn.Parameter(weight, requires_grad=False)
+    if fused.bias is not None:
+        fused.bias = nn.Parameter(torch.cat([linear.bias.detach().float() if linear.bias is not None
+                                             else torch.zeros(linear.out_features) for linear in linears]),
+                                  requires_grad=False)
+    return fused
+
+
+def as_linear(module: nn.Module) -> nn.Linear | None:
+    """`module` if it is an nn.Linear; GPT-2's Conv1D (weight stored [in, out]) as an nn.Linear; else None."""
+    if type(module) is nn.Linear:
+        return module
+    if type(module).__name__ == "Conv1D":
+        linear = nn.Linear(*module.weight.shape, device="meta")
+        linear.weight = nn.Parameter(module.weight.detach().t(), requires_grad=False)
+        linear.bias = nn.Parameter(module.bias.detach(), requires_grad=False)
+        return linear
+    return None
+
+
+def int8_linear(name: str, linear: nn.Linear, saved: Int8Weights) -> Int8Linear:
+    """An Int8Linear for `linear`, its int8 weight taken from `saved` when there, else quantized now."""
+    if f"{name}.int8_weight" in saved:
+        return Int8Linear(saved[f"{name}.int8_weight"], saved[f"{name}.scale"], linear.bias)
+    return Int8Linear(*quantize_weight(linear.weight), linear.bias)
+
+
+def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bool) -> None:
+    """Swap the linear children of one module (fused groups first) for their int8 versions, in place."""
+    for names in FUSED_GROUPS if fuse else ():
+        linears = [as_linear(getattr(module, name, None)) for name in names]
+        if all(linears):
+            group_name = "fused_" + "_".join(name.split("_")[0] for name in names)
+            group = FusedInt8Linear(int8_linear(f"{prefix}{group_name}.fused", concatenated(linears), saved),
+                                    [linear.out_features for linear in linears])
+            module.add_module(group_name, group)
+            for name, part in zip(names, group.parts()):
+                setattr(module, name, part)
+    for name, child in list(module.named_children()):
+        if (linear := as_linear(child)) is not None:
+            setattr(module, name, int8_linear(prefix + name, linear, saved))
+
+
+@torch.no_grad()
+def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: bool = True) -> nn.Module:
+    """Swap every linear layer of `model` (lm_head included) for an `Int8Linear`, in place; returns `model`.
+
+    `saved` holds int8 weights from `int8_weights(model)` of an earlier run, which skips quantizing
+    them again. With `fuse`, q/k/v and gate/up become one GEMM each. The rest of the model
+    (embeddings, norms, attention arithmetic) runs in float32. CPU only.
+    """
+    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
+    for prefix, module in list(model.named_modules()):
+        replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
+    return model.float()  # what is left: embeddings, norms, rotary tables
+
+
+def int8_weights(model: nn.Module) -> Int8Weights:
+    """Every Int8Linear's int8 weight and scales, keyed as `quantize_model(saved=...)` reads them."""
+    return {f"{name}.{part}": getattr(module, part) for name, module in model.named_modules()
+            if isinstance(module, Int8Linear) for part in ("int8_weight", "scale")}
