@@ -74,3 +74,12 @@ def test_shipped_prompts_and_selection(tmp_path):
     assert bench.select_prompts(str(own))[0]["name"] == "x"
     with pytest.raises(ValueError, match="--prompts"):
         bench.select_prompts("poetry")
+
+
+def test_methods_may_run_on_a_second_dtype():
+    assert bench.split_dtype("plain@bfloat16", "int8") == ("plain", "bfloat16")
+    assert bench.split_dtype("k4", "int8") == ("k4", "int8")
+    settings = bench.resolve_settings(namespace(methods="plain,plain@bfloat16,auto"))
+    assert settings["methods"] == ["plain", "plain@bfloat16", "auto"]
+    with pytest.raises(ValueError, match="@DTYPE"):
+        bench.resolve_settings(namespace(methods="plain@int4"))

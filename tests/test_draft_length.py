@@ -87,3 +87,59 @@ def test_greedy_confidence_is_the_softmax_top_probability():
     assert confidence(logits, one_hot, 0.0) == pytest.approx(float(logits.softmax(-1).max()))
     q = torch.tensor([0.5, 0.3, 0.2])
     assert confidence(logits, q, 1.0) == pytest.approx(0.5)
+
+
+def test_cost_aware_k_follows_the_formula_and_the_running_alpha():
+    from specdec_lite.algorithm.draft_length import CostAwareK
+    from specdec_lite.algorithm.theory import best_k
+
+    costs = [1.05, 1.1, 1.2, 1.35, 1.5, 1.7, 1.8, 2.0]  # v_1..v_8, an int8-like verification
+    policy = CostAwareK(c=0.3, verify_costs=costs, prior_alpha=0.7)
+    start = policy.next_k()
+    assert start == best_k(0.7, 0.3, 8, costs)
+    for _ in range(20):  # every draft accepted: alpha rises, K grows
+        policy.update(policy.next_k(), policy.next_k())
+    assert policy.alpha > 0.95 and policy.next_k() == best_k(min(policy.alpha, 0.999), 0.3, 8, costs) > start
+    for _ in range(50):  # the first draft rejected every step: alpha falls, K shrinks to 1
+        policy.update(0, policy.next_k())
+    assert policy.alpha < 0.3 and policy.next_k() == 1
+
+
+def test_cost_aware_k_rejects_bad_costs():
+    from specdec_lite.algorithm.draft_length import CostAwareK
+
+    with pytest.raises(ValueError, match="c >= 0"):
+        CostAwareK(c=-1, verify_costs=[1.0])
+    with pytest.raises(ValueError, match="positive verify_costs"):
+        CostAwareK(c=0.3, verify_costs=[])
+
+
+def test_k_auto_calibrates_the_pair_and_stays_exact(monkeypatch, tmp_path):
+    from specdec_lite import autoregressive_generate, speculative_generate
+    from specdec_lite.algorithm import theory
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path))
+    monkeypatch.setattr(theory, "measure_c", lambda *a: 0.25)  # fixed costs: the K choice is deterministic
+    monkeypatch.setattr(theory, "measure_verify_cost", lambda m, ks, *a: {k: 1 + 0.1 * k for k in ks})
+    pair = tiny_pair("qwen2")
+    result = speculative_generate(pair, [1, 2, 3], 20, k="auto", stop_at_eos=False)
+    assert result.token_ids == autoregressive_generate(pair, [1, 2, 3], 20, stop_at_eos=False).token_ids
+    with pytest.raises(ValueError, match="k must be an int, 'auto'"):
+        speculative_generate(pair, [1, 2, 3], 20, k="fast")
+
+
+def test_calibration_is_cached_per_named_pair(monkeypatch, tmp_path):
+    from specdec_lite.algorithm import theory
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(theory, "measure_c", lambda *a: calls.append(1) or 0.5)
+    monkeypatch.setattr(theory, "measure_verify_cost", lambda m, ks, *a: {k: 2.0 for k in ks})
+    pair = tiny_pair("qwen2")
+    pair.draft.config.name_or_path, pair.target.config.name_or_path = "tiny-draft", "tiny-target"
+    first = theory.calibrate(pair, k_max=3)
+    assert theory.calibrate(pair, k_max=3) == first == theory.Costs(0.5, (2.0, 2.0, 2.0)) and len(calls) == 1
+    theory.calibrate(pair, k_max=3, refresh=True)
+    assert len(calls) == 2

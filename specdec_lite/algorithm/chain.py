@@ -25,7 +25,7 @@ from transformers import DynamicCache
 
 from ..models.pair import ModelPair
 from .draft import propose
-from .draft_length import FixedK, HeuristicK, draft_length_policy
+from .draft_length import DraftLength, draft_length_policy
 from .inputs import Prompt, Request, make_request, truncate_at_eos
 from .kv_cache import cache_length, forward_new_tokens, keep_first, new_cache
 from .results import EosCut, GenerationResult, GenerationStats, PlainStep, StepTrace, TraceStep
@@ -119,7 +119,7 @@ def chain_step(state: LoopState, k: int, min_confidence: float) -> StepTrace:
 
 @torch.inference_mode()
 def speculative_generate(
-    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, k: int | FixedK | HeuristicK = 4,
+    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, k: DraftLength | str = 4,
     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
     min_confidence: float = 0.0,
@@ -128,9 +128,10 @@ def speculative_generate(
 
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
-    `k` is the draft length: an int, or a policy such as `HeuristicK()`.
+    `k` is the draft length: an int, a policy such as `HeuristicK()`, or "auto" (`CostAwareK` from
+    the pair's measured costs, `theory.calibrate`: seconds the first time, cached after).
     """
-    policy = copy.copy(draft_length_policy(k))
+    policy = copy.copy(draft_length_policy(k, pair))
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     state = LoopState.prefill(pair, request)

@@ -18,14 +18,18 @@ drafts, or the per-step Python overhead of the loop itself.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
 from transformers import PreTrainedModel
 
+from ..models.offline_pair import cache_dir
 from ..models.pair import ModelPair
+from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
@@ -98,11 +102,21 @@ def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1,
     forward_new_tokens(model, cache, ids[:, :context_length], logits_to_keep=1)
     times = []
     for _ in range(repeats + 1):  # the first run warms up
+        synchronize(model.device)
         start = time.perf_counter()
         forward_new_tokens(model, cache, ids[:, context_length:])
+        synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
         times.append(time.perf_counter() - start)
         keep_first(cache, context_length)
     return statistics.median(times[1:])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until every kernel queued on `device` has finished (CUDA, MPS); nothing to do on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def measure_c(pair: ModelPair, context_lengths: Sequence[int] = (64, 256), repeats: int = 5) -> float:
@@ -121,6 +135,47 @@ def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_lengt
     """{K: t(forward over K+1 tokens) / t(forward over 1 token)} at `context_length`."""
     one = forward_time(model, context_length, 1, repeats)
     return {k: forward_time(model, context_length, k + 1, repeats) / one for k in ks}
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one speculative step costs on this machine, in one-token target forwards."""
+
+    c: float  # draft one-token step / target one-token step
+    verify_costs: tuple[float, ...]  # verify_costs[K-1] = v_K = t(K+1 tokens) / t(1 token), K = 1..k_max
+
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def calibration_key(pair: ModelPair) -> str | None:
+    """What a calibration depends on: both models, dtype, device, CPU, threads, torch; None for unnamed models."""
+    names = [model.config.name_or_path for model in (pair.draft, pair.target)]
+    if not all(names):
+        return None
+    return "|".join([*names, str(pair.dtype), str(pair.device), cpu_name(), str(torch.get_num_threads()),
+                     torch.__version__])
+
+
+def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeats: int = 3,
+              refresh: bool = False) -> Costs:
+    """Measure c and v_1..v_{k_max} for `pair` (a few seconds), cached on disk per machine and dtype.
+
+    The cache is `cache_dir()/calibration.json`; `refresh=True` measures again. Models without a
+    name (built in memory) are measured every time.
+    """
+    key = calibration_key(pair)
+    path = cache_dir() / CALIBRATION_FILE
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    if key in known and not refresh:
+        return Costs(known[key]["c"], tuple(known[key]["verify_costs"]))
+    costs = Costs(measure_c(pair, (context_length,), repeats),
+                  tuple(measure_verify_cost(pair.target, range(1, k_max + 1), context_length, repeats).values()))
+    if key is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known[key] = asdict(costs)
+        path.write_text(json.dumps(known, indent=1))
+    return costs
 
 
 @torch.inference_mode()

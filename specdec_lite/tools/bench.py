@@ -9,13 +9,19 @@ for Hugging Face's `generate` too. Unless --no-theory, it also measures c, the c
 (K+1)-token target forward and α (on the plain continuations), and sets the formula's predicted
 speed-up next to the measured one for each fixed K.
 
-Methods: plain (target alone); k2 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
-confidence (K up to 8, drafting stops below draft probability 0.4); tree (tree_generate, 3
-branches of depth 4); hf_assisted (`target.generate(assistant_model=draft)`, its defaults); hf_lookup
-(prompt-lookup decoding, 10 tokens).
+Methods: plain (target alone); k2 k3 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
+confidence (K up to 8, drafting stops below draft probability 0.4); auto (CostAwareK: the K
+the formula picks from the pair's measured c, v_K and the running α); auto_conf (auto with the
+0.4 confidence stop); tree (tree_generate, 3 branches of depth 4); hf_assisted
+(`target.generate(assistant_model=draft)`, its defaults); hf_lookup (prompt-lookup decoding, 10
+tokens). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
+second pair loaded in DTYPE, side by side with the others.
+
+The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
+results from two machines can be told apart. On a GPU the clock is read after synchronising.
 
 What it does not do: sampling (greedy only, so every method should emit the same tokens; the
-`same` column says whether it did), batches, or CUDA-synchronised timing.
+`same` column says whether it did), or batches.
 """
 
 from __future__ import annotations
@@ -35,12 +41,15 @@ from tqdm.auto import tqdm
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
+from ..algorithm.theory import synchronize
 from ..algorithm.tree import tree_generate
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
+from ..models.precision import cpu_flags, cpu_name
 from . import bench_report
 
-FIXED_KS = (2, 4, 6, 8)
-ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "tree", "hf_assisted", "hf_lookup")
+FIXED_KS = (2, 3, 4, 6, 8)
+ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "auto", "auto_conf", "tree",
+               "hf_assisted", "hf_lookup")
 FULL = dict(prompts="all", repeats=3, max_new_tokens=64, methods=",".join(ALL_METHODS))
 QUICK = dict(prompts="fibonacci,lighthouse", repeats=1, max_new_tokens=48, methods="plain,k4,k6,adaptive,hf_assisted")
 CONFIDENCE = 0.4  # the same threshold as Hugging Face's assistant_confidence_threshold default
@@ -53,6 +62,7 @@ Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], int | None, i
 @dataclass
 class Run:
     method: str
+    dtype: str  # the pair's dtype: int8, bfloat16, float32, ...
     prompt: str
     category: str
     repeat: int
@@ -75,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=None, help=f"runs per method and prompt (default: {FULL['repeats']})")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help=f"tokens to generate per run (default: {FULL['max_new_tokens']})")
-    parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(ALL_METHODS)}")
+    parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(ALL_METHODS)}; "
+                        "NAME@DTYPE runs a method on a second pair in DTYPE (e.g. plain@bfloat16)")
     parser.add_argument("--out", default="bench_results", help="folder for bench.json and bench.png")
     parser.add_argument("--quick", action="store_true", help=f"a few minutes: {QUICK}")
     parser.add_argument("--threads", type=int, default=None,
@@ -94,9 +105,11 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     if settings["max_new_tokens"] < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {settings['max_new_tokens']}")
     settings["methods"] = settings["methods"].split(",")
-    unknown = [m for m in settings["methods"] if m not in ALL_METHODS]
+    unknown = [m for m in settings["methods"] if split_dtype(m, "auto")[0] not in ALL_METHODS
+               or split_dtype(m, "auto")[1] not in DTYPE_CHOICES]
     if unknown:
-        raise ValueError(f"--methods must be a subset of {','.join(ALL_METHODS)}, got unknown {unknown}")
+        raise ValueError(f"--methods must be a subset of {','.join(ALL_METHODS)}, each optionally with @DTYPE "
+                         f"(DTYPE in {DTYPE_CHOICES}), got unknown {unknown}")
     return settings
 
 
@@ -147,14 +160,29 @@ def tree(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
     return result.token_ids, result.stats.proposed, result.stats.accepted
 
 
-def build_methods(names: list[str], pair: ModelPair) -> dict[str, Method]:
-    """The runnable methods among `names`."""
+def method_table(pair: ModelPair) -> dict[str, Method]:
+    """Every method by its base name (without @DTYPE), bound to what it needs of `pair`."""
     table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree,
              "confidence": ours(k=8, min_confidence=CONFIDENCE),
+             "auto": ours(k="auto"), "auto_conf": ours(k="auto", min_confidence=CONFIDENCE),
              "hf_assisted": hugging_face(assistant_model=pair.draft),
              "hf_lookup": hugging_face(prompt_lookup_num_tokens=10)}
-    table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
-    return {name: table[name] for name in names}
+    return table | {f"k{k}": ours(k=k) for k in FIXED_KS}
+
+
+def split_dtype(name: str, default: str) -> tuple[str, str]:
+    """'k4@bfloat16' -> ('k4', 'bfloat16'); 'k4' -> ('k4', default)."""
+    base, _, dtype = name.partition("@")
+    return base, dtype or default
+
+
+def build_methods(names: list[str], pairs: dict[str, ModelPair], default_dtype: str) -> dict[str, tuple[Method, ModelPair]]:
+    """Each of `names` as (method, the pair it runs on): the pair of its @DTYPE, else the default one."""
+    chosen = {}
+    for name in names:
+        base, dtype = split_dtype(name, default_dtype)
+        chosen[name] = (method_table(pairs[dtype])[base], pairs[dtype])
+    return chosen
 
 
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
@@ -162,30 +190,34 @@ def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: in
     calls = []
     hook = pair.target.register_forward_hook(lambda *_: calls.append(1))
     try:
+        synchronize(pair.device)
         start = time.perf_counter()
         tokens, proposed, accepted = method(pair, ids, max_new_tokens)
+        synchronize(pair.device)  # a GPU runs asynchronously: count the kernels' time, not their launch
         seconds = time.perf_counter() - start
     finally:
         hook.remove()
     return tokens, proposed, accepted, seconds, len(calls)
 
 
-def run_all(pair: ModelPair, methods: dict[str, Method], prompts: list[dict], repeats: int,
+def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], repeats: int,
             max_new_tokens: int) -> list[Run]:
     """Warm up, then every method on every prompt `repeats` times, in a rotating order."""
-    encoded = [encode_prompt(pair, p["text"]) for p in prompts]
     names = list(methods)
+    encoded = [encode_prompt(methods[names[0]][1], p["text"]) for p in prompts]  # the pairs share a tokenizer
     for name in tqdm(names, desc="warm-up", leave=False):
-        methods[name](pair, encoded[0], min(WARMUP_TOKENS, max_new_tokens))
+        method, pair = methods[name]
+        method(pair, encoded[0], min(WARMUP_TOKENS, max_new_tokens))
     runs = []
     with tqdm(total=repeats * len(prompts) * len(names), desc="bench") as progress:
         for repeat in range(repeats):
             for index, (prompt, ids) in enumerate(zip(prompts, encoded)):
                 shift = (repeat + index) % len(names)
                 for name in names[shift:] + names[:shift]:
-                    tokens, proposed, accepted, seconds, forwards = timed(methods[name], pair, ids, max_new_tokens)
-                    runs.append(Run(name, prompt["name"], prompt["category"], repeat, len(tokens), seconds,
-                                    forwards, proposed, accepted, tokens))
+                    method, pair = methods[name]
+                    tokens, proposed, accepted, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+                    runs.append(Run(name, str(pair.dtype).removeprefix("torch."), prompt["name"], prompt["category"],
+                                    repeat, len(tokens), seconds, forwards, proposed, accepted, tokens))
                     progress.update()
     return runs
 
@@ -197,9 +229,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
-    methods = build_methods(settings["methods"], pair)
-    runs = run_all(pair, methods, prompts, settings["repeats"], settings["max_new_tokens"])
+    dtypes = dict.fromkeys([args.dtype] + [split_dtype(name, args.dtype)[1] for name in settings["methods"]])
+    pairs = {dtype: load_pair(args.draft, args.target, dtype=dtype, device=args.device) for dtype in dtypes}
+    pair = pairs[args.dtype]
+    methods = build_methods(settings["methods"], pairs, args.dtype)
+    runs = run_all(methods, prompts, settings["repeats"], settings["max_new_tokens"])
     summary = bench_report.summarize(runs)
     bench_report.print_summary(summary)
     report = None
@@ -210,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
         report = bench_report.theory(pair, runs, encoded, summary, ks, context)
         bench_report.print_theory(report)
     config = dict(settings, draft=args.draft or "offline 0.5B", target=args.target or "offline 1.5B",
-                  dtype=args.dtype, device=str(pair.device), threads=torch.get_num_threads())
+                  dtype=str(pair.dtype).removeprefix("torch."), device=str(pair.device),
+                  threads=torch.get_num_threads(), torch=torch.__version__, cpu=cpu_name(),
+                  cpu_flags=sorted(cpu_flags()))
     (out / "bench.json").write_text(json.dumps(dict(config=config, summary=summary, theory=report,
                                                     runs=[asdict(r) for r in runs]), indent=1))
     bench_report.plot(summary, report, out / "bench.png")

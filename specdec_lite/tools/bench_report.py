@@ -30,7 +30,7 @@ def by_prompt(runs) -> dict[tuple[str, str], dict]:
     grouped = defaultdict(list)
     for run in runs:
         grouped[run.method, run.prompt].append(run)
-    return {key: dict(category=rs[0].category, seconds=statistics.median(r.seconds for r in rs),
+    return {key: dict(category=rs[0].category, dtype=rs[0].dtype, seconds=statistics.median(r.seconds for r in rs),
                       tokens=rs[0].new_tokens, forwards=rs[0].target_forwards, proposed=rs[0].proposed,
                       accepted=rs[0].accepted, token_ids=rs[0].token_ids) for key, rs in grouped.items()}
 
@@ -41,7 +41,7 @@ def summarize(runs) -> list[dict]:
     rows = {}
     for (method, prompt), cell in cells.items():
         for category in (cell["category"], "all"):
-            row = rows.setdefault((method, category), dict(method=method, category=category, tokens=0,
+            row = rows.setdefault((method, category), dict(method=method, category=category, dtype=cell["dtype"], tokens=0,
                                                             seconds=0.0, forwards=0, proposed=0, accepted=0,
                                                             same=0, prompts=0))
             plain_ids = cells.get(("plain", prompt), cell)["token_ids"]
@@ -101,9 +101,9 @@ def fmt(value, spec: str = ".2f") -> str:
 
 
 def print_summary(summary: list[dict]) -> None:
-    print(f"\n{'method':<12}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'same':>7}")
+    print(f"\n{'method':<15}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'same':>7}")
     for row in sorted(summary, key=lambda r: (r["category"], -r["tokens_per_s"])):
-        print(f"{row['method']:<12}{row['category']:<9}{row['tokens_per_s']:>7.2f}{fmt(row['speedup']):>9}"
+        print(f"{row['method']:<15}{row['category']:<9}{row['tokens_per_s']:>7.2f}{fmt(row['speedup']):>9}"
               f"{row['tokens_per_forward']:>8.2f}{fmt(row['acceptance_rate']):>8}"
               f"{row['same']:>4}/{row['prompts']:<2}")
 

@@ -1,0 +1,148 @@
+"""The int8 path: per-row activation scales make rows independent, so a K-token verify computes exactly
+what K one-token forwards compute, and greedy speculative decoding equals plain greedy in int8 as in fp32."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from specdec_lite import autoregressive_generate, load_pair, speculative_generate, tree_generate
+from specdec_lite.algorithm.kv_cache import forward_new_tokens, new_cache
+from specdec_lite.models import precision, row_attention
+from specdec_lite.models.quantize import FusedPart, Int8Linear, int8_matmul, int8_weights, pack_weight, quantize_model, \
+    quantize_weight
+from specdec_lite.models.tiny_models import save_tiny_pair, tiny_pair
+
+ARCHS = ["gpt2", "qwen2", "llama"]
+
+
+def int8_pair(arch: str, **kwargs):
+    pair = tiny_pair(arch, **kwargs)
+    for model in (pair.draft, pair.target):
+        quantize_model(model)
+        model.set_attn_implementation(row_attention.NAME)
+    return pair
+
+
+def test_int8_linear_is_close_to_float_and_rows_are_independent():
+    torch.manual_seed(0)
+    linear = nn.Linear(96, 40)
+    layer = Int8Linear(*quantize_weight(linear.weight), linear.bias)
+    x = torch.randn(7, 96) * torch.logspace(-2, 1, 7)[:, None]  # rows of very different size
+    together = layer(x)
+    alone = torch.cat([layer(x[i:i + 1]) for i in range(7)])
+    assert torch.equal(together, alone)  # bit for bit: each row has its own activation scale
+    relative = (together - linear(x)).norm(dim=-1) / linear(x).norm(dim=-1)
+    assert relative.max() < 0.05
+
+
+def test_per_tensor_dynamic_quantization_is_not_row_independent():
+    """The control: PyTorch's quantize_dynamic path (one scale per call) mixes rows, which is why we do not use it."""
+    torch.manual_seed(0)
+    weight = torch.randn(40, 96)
+    packed = pack_weight(*quantize_weight(weight))
+    x = torch.randn(5, 96) * torch.tensor([0.01, 1, 1, 1, 10])[:, None]
+    dynamic = torch.ops.quantized.linear_dynamic(x, packed, True)
+    assert not torch.equal(dynamic[:1], torch.ops.quantized.linear_dynamic(x[:1], packed, True))
+    assert torch.equal(int8_matmul(x, packed)[:1], int8_matmul(x[:1], packed))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_quantized_model_has_no_float_linear_left_and_fuses_projections(arch):
+    model = int8_pair(arch).target
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Linear" not in kinds and "Conv1D" not in kinds
+    assert isinstance(model.get_output_embeddings(), Int8Linear)  # lm_head included
+    if arch != "gpt2":
+        assert any(isinstance(m, FusedPart) for m in model.modules())  # q/k/v and gate/up in one GEMM each
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_verify_forward_equals_one_token_forwards_bit_for_bit(arch):
+    model = int8_pair(arch).target
+    ids = torch.randint(0, model.config.vocab_size, (1, 20), generator=torch.Generator().manual_seed(1))
+    together = new_cache(model)
+    forward_new_tokens(model, together, ids[:, :14])
+    verify = forward_new_tokens(model, together, ids[:, 14:])  # [6, vocab] in one forward
+    alone = new_cache(model)
+    forward_new_tokens(model, alone, ids[:, :13])  # a different prefill split, too
+    forward_new_tokens(model, alone, ids[:, 13:14])
+    singles = torch.cat([forward_new_tokens(model, alone, ids[:, j:j + 1]) for j in range(14, 20)])
+    assert torch.equal(verify, singles)
+
+
+def test_row_attention_is_needed_for_exactness():
+    """The control: with PyTorch's sdpa the same int8 model's verify rows differ from one-token forwards."""
+    model = int8_pair("qwen2").target
+    model.set_attn_implementation("sdpa")
+    ids = torch.randint(0, model.config.vocab_size, (1, 20), generator=torch.Generator().manual_seed(1))
+    cache = new_cache(model)
+    forward_new_tokens(model, cache, ids[:, :14])
+    verify = forward_new_tokens(model, cache, ids[:, 14:])
+    cache = new_cache(model)
+    forward_new_tokens(model, cache, ids[:, :14])
+    singles = torch.cat([forward_new_tokens(model, cache, ids[:, j:j + 1]) for j in range(14, 20)])
+    assert not torch.equal(verify, singles)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_int8_speculative_greedy_equals_int8_plain_greedy(arch, k):
+    pair = int8_pair(arch, noise=0.3)
+    for seed in range(5):
+        prompt = torch.randint(0, pair.target.config.vocab_size, (6,), generator=torch.Generator().manual_seed(seed)).tolist()
+        plain = autoregressive_generate(pair, prompt, 24, stop_at_eos=False)
+        assert speculative_generate(pair, prompt, 24, k=k, stop_at_eos=False).token_ids == plain.token_ids
+
+
+def test_int8_tree_greedy_equals_int8_plain_greedy():
+    pair = int8_pair("qwen2", noise=0.3)
+    for seed in range(5):
+        prompt = torch.randint(0, pair.target.config.vocab_size, (6,), generator=torch.Generator().manual_seed(seed)).tolist()
+        plain = autoregressive_generate(pair, prompt, 20, stop_at_eos=False)
+        assert tree_generate(pair, prompt, 20, n_branches=2, depth=3, stop_at_eos=False).token_ids == plain.token_ids
+
+
+def test_int8_weights_are_cached_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path / "cache"))
+    draft, target = save_tiny_pair(tmp_path / "pair", arch="qwen2")
+    first = load_pair(draft=draft, target=target, dtype="int8", device="cpu")
+    assert precision.int8_cache_file(target).is_file()
+    calls = []
+    monkeypatch.setattr("specdec_lite.models.quantize.quantize_weight", lambda w: calls.append(1))
+    second = load_pair(draft=draft, target=target, dtype="int8", device="cpu")
+    assert calls == []  # nothing quantized again
+    for name, tensor in int8_weights(first.target).items():
+        assert torch.equal(tensor, int8_weights(second.target)[name])
+    assert second.dtype is torch.int8 and second.target.config._attn_implementation == row_attention.NAME
+
+
+def test_int8_is_refused_off_the_cpu(tmp_path):
+    draft, target = save_tiny_pair(tmp_path / "pair", arch="qwen2")
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        load_pair(draft=draft, target=target, dtype="int8", device="cuda")
+
+
+@pytest.mark.parametrize("flags, expected", [({"avx2"}, "int8"), ({"avx2", "avx512_bf16"}, "bfloat16"),
+                                             ({"amx_bf16"}, "bfloat16")])
+def test_auto_dtype_on_a_cpu_follows_its_bf16_hardware(monkeypatch, flags, expected):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    name, reason = precision.choose_dtype(torch.device("cpu"))
+    assert name == expected and reason
+
+
+def test_auto_dtype_on_gpus(monkeypatch):
+    assert precision.choose_dtype(torch.device("mps"))[0] == "float16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert precision.choose_dtype(torch.device("cuda"))[0] == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert precision.choose_dtype(torch.device("cuda"))[0] == "float16"
+
+
+def test_quantize_model_leaves_the_original_float_model_usable():
+    pair = tiny_pair("qwen2")
+    original = copy.deepcopy(pair.target)
+    quantize_model(pair.target)
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.isfinite(original(ids).logits).all() and torch.isfinite(pair.target(ids).logits).all()
