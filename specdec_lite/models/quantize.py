@@ -28,6 +28,7 @@ input embedding is a lookup, not a matrix product, and stays in float32).
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -73,7 +74,13 @@ class Int8Linear(nn.Module):
         self.register_buffer("int8_weight", int8_weight)  # [out, in], kept for saving and inspection
         self.register_buffer("scale", scale)  # [out]
         self.register_buffer("bias", None if bias is None else bias.detach().float())
-        self.packed = pack_weight(int8_weight, scale)
+        self._packed = None  # FBGEMM's layout, made on first use or by `pack_all`
+
+    @property
+    def packed(self):
+        if self._packed is None:
+            self._packed = pack_weight(self.int8_weight, self.scale)
+        return self._packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
         flat = x.reshape(-1, self.in_features).float()
@@ -124,17 +131,12 @@ FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 Int8Weights = dict[str, torch.Tensor]  # "<module path>.int8_weight" / ".scale" -> tensor, as saved
 
 
-def concatenated(linears: list[nn.Linear]) -> nn.Linear:
-    """One nn.Linear whose output is the outputs of `linears` side by side (same input size)."""
-    weight = torch.cat([linear.weight.detach() for linear in linears])  # [sum(out), in]
-    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=any(linear.bias is not None for linear in linears),
-                      device="meta")
-    fused.weight = nn.Parameter(weight, requires_grad=False)
-    if fused.bias is not None:
-        fused.bias = nn.Parameter(torch.cat([linear.bias.detach().float() if linear.bias is not None
-                                             else torch.zeros(linear.out_features) for linear in linears]),
-                                  requires_grad=False)
-    return fused
+def fused_bias(linears: list[nn.Linear]) -> torch.Tensor | None:
+    """The biases of `linears` side by side (zeros for a linear without one); None if none has a bias."""
+    if all(linear.bias is None for linear in linears):
+        return None
+    return torch.cat([linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features)
+                      for linear in linears])
 
 
 def as_linear(module: nn.Module) -> nn.Linear | None:
@@ -149,11 +151,12 @@ def as_linear(module: nn.Module) -> nn.Linear | None:
     return None
 
 
-def int8_linear(name: str, linear: nn.Linear, saved: Int8Weights) -> Int8Linear:
-    """An Int8Linear for `linear`, its int8 weight taken from `saved` when there, else quantized now."""
+def int8_linear(name: str, linears: list[nn.Linear], saved: Int8Weights) -> Int8Linear:
+    """One Int8Linear computing `linears` side by side; the int8 weight from `saved` when there, else quantized now."""
     if f"{name}.int8_weight" in saved:
-        return Int8Linear(saved[f"{name}.int8_weight"], saved[f"{name}.scale"], linear.bias)
-    return Int8Linear(*quantize_weight(linear.weight), linear.bias)
+        return Int8Linear(saved[f"{name}.int8_weight"], saved[f"{name}.scale"], fused_bias(linears))
+    weight = torch.cat([linear.weight.detach() for linear in linears])  # [sum(out), in]
+    return Int8Linear(*quantize_weight(weight), fused_bias(linears))
 
 
 def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bool) -> None:
@@ -162,14 +165,14 @@ def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bo
         linears = [as_linear(getattr(module, name, None)) for name in names]
         if all(linears):
             group_name = "fused_" + "_".join(name.split("_")[0] for name in names)
-            group = FusedInt8Linear(int8_linear(f"{prefix}{group_name}.fused", concatenated(linears), saved),
+            group = FusedInt8Linear(int8_linear(f"{prefix}{group_name}.fused", linears, saved),
                                     [linear.out_features for linear in linears])
             module.add_module(group_name, group)
             for name, part in zip(names, group.parts()):
                 setattr(module, name, part)
     for name, child in list(module.named_children()):
         if (linear := as_linear(child)) is not None:
-            setattr(module, name, int8_linear(prefix + name, linear, saved))
+            setattr(module, name, int8_linear(prefix + name, [linear], saved))
 
 
 @torch.no_grad()
@@ -183,7 +186,15 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
     for prefix, module in list(model.named_modules()):
         replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
+    pack_all(model)
     return model.float()  # what is left: embeddings, norms, rotary tables
+
+
+def pack_all(model: nn.Module) -> None:
+    """Pack every Int8Linear's weight for FBGEMM now, on all of torch's threads (packing is the slow part of a load)."""
+    layers = [module for module in model.modules() if isinstance(module, Int8Linear)]
+    with ThreadPoolExecutor(torch.get_num_threads()) as pool:
+        list(pool.map(lambda layer: layer.packed, layers))
 
 
 def int8_weights(model: nn.Module) -> Int8Weights:

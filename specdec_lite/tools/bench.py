@@ -128,12 +128,17 @@ def select_prompts(spec: str) -> list[dict]:
     return chosen
 
 
+def chat_text(tokenizer, text: str) -> str:
+    """`text` as a user turn of the tokenizer's chat template when it has one, else as it is."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return text
+
+
 def encode_prompt(pair: ModelPair, text: str) -> torch.Tensor:
     """The prompt as a user turn of the chat template when the tokenizer has one, else as it is: [1, n]."""
-    if getattr(pair.tokenizer, "chat_template", None):
-        text = pair.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                  add_generation_prompt=True)
-    return pair.encode(text)
+    return pair.encode(chat_text(pair.tokenizer, text))
 
 
 def ours(**options) -> Method:

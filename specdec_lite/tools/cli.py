@@ -1,4 +1,5 @@
-"""`python -m specdec_lite <command>`: `demo` (speculative decoding on the offline pair) and `bench`.
+"""`python -m specdec_lite <command>`: `demo` (speculative decoding on the offline pair), `bench`
+and `quality`.
 
 Each command lives in its own module, which defines `add_arguments(parser)` and `run(args) -> int`.
 """
@@ -11,6 +12,7 @@ import importlib
 COMMANDS = {
     "demo": "speculative decoding on a prompt: the continuation, acceptance rate and speed-up over plain decoding",
     "bench": "benchmark plain, speculative and Hugging Face assisted decoding side by side",
+    "quality": "what a dtype (default int8) costs the target: greedy divergence and top-1 agreement vs bf16",
 }
 
 
