@@ -1,12 +1,14 @@
 """`pytest` alone runs the unit tests in tests/ AND re-executes every notebook in notebooks/ with nbval.
 
 nbval is switched on here rather than in `addopts` so that `pytest -p no:nbval` (unit tests only)
-keeps working. The notebooks run in this Python environment, pinned to the CPU, with the
-sanitizer in notebooks/sanitize.cfg.
+keeps working. The notebooks run in this Python environment, pinned to the CPU and (on x86, where
+FBGEMM exists) to int8 for `dtype="auto"`, with the sanitizer in notebooks/sanitize.cfg.
 """
 
 import os
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).parent
 
@@ -16,6 +18,8 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("nbval"):
         return
     os.environ["SPECDEC_LITE_DEVICE"] = "cpu"  # nbval kernels inherit it: a GPU would change the numbers
+    if "fbgemm" in torch.backends.quantized.supported_engines:  # and dtype "auto" would follow the CPU's bf16 hardware
+        os.environ.setdefault("SPECDEC_LITE_DTYPE", "int8")
     option = config.option
     if not (option.nbval or option.nbval_lax):
         option.nbval = True

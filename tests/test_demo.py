@@ -70,6 +70,7 @@ def test_first_run_of_the_offline_pair_is_announced(built, tmp_path, monkeypatch
 
 def test_default_dtype_is_auto_and_says_what_it_chose(tiny_folders, capsys, monkeypatch):
     monkeypatch.setattr("specdec_lite.models.precision.cpu_flags", lambda: {"avx2"})  # no bf16 matrix hardware
+    monkeypatch.delenv("SPECDEC_LITE_DTYPE", raising=False)  # the nbval run pins it
     monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tiny_folders[0].parent / "cache"))
     assert run_demo(tiny_folders, "-k", "3") == 0
     out = capsys.readouterr().out

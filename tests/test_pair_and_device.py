@@ -110,3 +110,13 @@ def test_offline_pair_loads_both_qwen_models_with_one_vocabulary(offline_pair):
     assert offline_pair.target.get_output_embeddings().weight.shape[0] == QWEN_VOCAB
     assert offline_pair.draft.num_parameters() < offline_pair.target.num_parameters()
     assert offline_pair.decode(offline_pair.encode("def add(a, b):")[0]) == "def add(a, b):"
+
+
+def test_auto_dtype_follows_the_environment_variable(monkeypatch):
+    from specdec_lite.models.pair import DTYPE_ENV_VAR
+
+    monkeypatch.setenv(DTYPE_ENV_VAR, "float32")
+    assert resolve_dtype("auto", torch.device("cpu")) is torch.float32
+    monkeypatch.setenv(DTYPE_ENV_VAR, "int3")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        resolve_dtype("auto", torch.device("cpu"))

@@ -14,6 +14,7 @@ or quantize on a GPU.
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .quantize import Int8Linear
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
           "float16": torch.float16, "fp16": torch.float16, "int8": torch.int8}  # int8: int8 weights (CPU)
 DTYPE_CHOICES = sorted(DTYPES) + ["auto"]
+DTYPE_ENV_VAR = "SPECDEC_LITE_DTYPE"  # what "auto" means when set (the nbval run pins it, as it pins the device)
 
 
 @dataclass
@@ -53,13 +55,19 @@ class ModelPair:
         gc.collect()
 
 
+def auto_dtype(device: torch.device) -> tuple[str, str]:
+    """What "auto" means on `device`, and why: `$SPECDEC_LITE_DTYPE` if set, else `precision.choose_dtype`."""
+    if os.environ.get(DTYPE_ENV_VAR):
+        return os.environ[DTYPE_ENV_VAR], f"${DTYPE_ENV_VAR}"
+    return choose_dtype(device)
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, verbose: bool = False) -> torch.dtype:
-    """`dtype` as a torch.dtype; "auto" is resolved for `device` (and the choice printed when `verbose`)."""
+    """`dtype` as a torch.dtype; "auto" is resolved for `device` (`auto_dtype`), printed when `verbose`."""
     if dtype == "auto":
-        name, reason = choose_dtype(device if device is not None else pick_device())
+        dtype, reason = auto_dtype(device if device is not None else pick_device())
         if verbose:
-            print(f"dtype auto -> {name}: {reason}", flush=True)
-        dtype = name
+            print(f"dtype auto -> {dtype}: {reason}", flush=True)
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
