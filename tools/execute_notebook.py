@@ -1,8 +1,8 @@
 """Execute notebooks top to bottom on the CPU and save them with outputs, as nbval will re-run them.
 
-    flock /tmp/specdec_heavy.lock python tools/execute_notebook.py notebooks/03_speculative_loop.ipynb
+    flock /tmp/bigmodel.lock python tools/execute_notebook.py notebooks/03_speculative_loop.ipynb
 
-Pins SPECDEC_LITE_DEVICE=cpu, runs each notebook in place with a fresh kernel, and strips only
+Pins SPECDEC_LITE_DEVICE=cpu (and SPECDEC_LITE_DTYPE=int8 on x86, as conftest.py does for nbval), runs each notebook in place with a fresh kernel, and strips only
 execution metadata (timestamps), never outputs or execution counts.
 """
 
@@ -11,6 +11,7 @@ import sys
 import time
 
 import nbformat
+import torch
 from nbclient import NotebookClient
 
 
@@ -22,6 +23,8 @@ def strip_execution_metadata(nb) -> None:
 
 def execute(path: str) -> None:
     os.environ["SPECDEC_LITE_DEVICE"] = "cpu"
+    if "fbgemm" in torch.backends.quantized.supported_engines:  # as conftest.py pins it for nbval
+        os.environ.setdefault("SPECDEC_LITE_DTYPE", "int8")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
