@@ -12,7 +12,9 @@ speed-up next to the measured one for each fixed K.
 Methods: plain (target alone); k2 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
 confidence (K up to 8, drafting stops below draft probability 0.4); tree (tree_generate, 3
 branches of depth 4); hf_assisted (`target.generate(assistant_model=draft)`, its defaults); hf_lookup
-(prompt-lookup decoding, 10 tokens).
+(prompt-lookup decoding, 10 tokens). For an equal-cost comparison at B verified nodes per step
+(B = 4, 8, 12, 16): kB (a chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the
+dynamic tree of B nodes, at most 8 deep). Our methods also report draft forwards per step.
 
 What it does not do: sampling (greedy only, so every method should emit the same tokens; the
 `same` column says whether it did), batches, or CUDA-synchronised timing.
@@ -35,19 +37,22 @@ from tqdm.auto import tqdm
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
+from ..algorithm.results import GenerationResult, StepTrace, TreeStepTrace
 from ..algorithm.tree import tree_generate
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
 from . import bench_report
 
 FIXED_KS = (2, 4, 6, 8)
-ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "tree", "hf_assisted", "hf_lookup")
+NODE_BUDGETS = (4, 8, 12, 16)
+ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "tree", "hf_assisted", "hf_lookup",
+               *(f"chains{b}" for b in NODE_BUDGETS), *(f"tree{b}" for b in NODE_BUDGETS))
 FULL = dict(prompts="all", repeats=3, max_new_tokens=64, methods=",".join(ALL_METHODS))
 QUICK = dict(prompts="fibonacci,lighthouse", repeats=1, max_new_tokens=48, methods="plain,k4,k6,adaptive,hf_assisted")
 CONFIDENCE = 0.4  # the same threshold as Hugging Face's assistant_confidence_threshold default
 WARMUP_TOKENS = 4
 
-# a method: (pair, prompt ids [1, n], max_new_tokens) -> (new token ids, drafted tokens or None, accepted or None)
-Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], int | None, int | None]]
+# a method: (pair, prompt ids [1, n], max_new_tokens) -> (new token ids, its GenerationResult or None)
+Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], GenerationResult | None]]
 
 
 @dataclass
@@ -62,6 +67,8 @@ class Run:
     proposed: int | None
     accepted: int | None
     token_ids: list[int]
+    draft_forwards: int | None  # after the prompt's prefill
+    drafted_steps: int | None  # steps that drafted (chain or tree)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,35 +133,48 @@ def encode_prompt(pair: ModelPair, text: str) -> torch.Tensor:
 def ours(**options) -> Method:
     def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
         result = speculative_generate(pair, ids, max_new_tokens, **options)
-        return result.token_ids, result.stats.proposed, result.stats.accepted
+        return result.token_ids, result
     return method
 
 
 def plain(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    return autoregressive_generate(pair, ids, max_new_tokens).token_ids, None, None
+    return autoregressive_generate(pair, ids, max_new_tokens).token_ids, None
 
 
 def hugging_face(**options) -> Method:
     def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
         out = pair.target.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                                    do_sample=False, pad_token_id=pair.tokenizer.pad_token_id, **options)
-        return out[0, ids.shape[1]:].tolist(), None, None
+        return out[0, ids.shape[1]:].tolist(), None
     return method
 
 
-def tree(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    result = tree_generate(pair, ids, max_new_tokens, n_branches=3, depth=4)
-    return result.token_ids, result.stats.proposed, result.stats.accepted
+def tree(**options) -> Method:
+    def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+        result = tree_generate(pair, ids, max_new_tokens, **options)
+        return result.token_ids, result
+    return method
 
 
 def build_methods(names: list[str], pair: ModelPair) -> dict[str, Method]:
     """The runnable methods among `names`."""
-    table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree,
+    table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree(n_branches=3, depth=4),
              "confidence": ours(k=8, min_confidence=CONFIDENCE),
              "hf_assisted": hugging_face(assistant_model=pair.draft),
              "hf_lookup": hugging_face(prompt_lookup_num_tokens=10)}
     table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
+    table |= {f"chains{b}": tree(n_branches=b // 4, depth=4) for b in NODE_BUDGETS}
+    table |= {f"tree{b}": tree(shape="dynamic", n_nodes=b, depth=min(b, 8)) for b in NODE_BUDGETS}
     return {name: table[name] for name in names}
+
+
+def speculative_counts(result: GenerationResult | None, n_prompt: int) -> tuple[int | None, ...]:
+    """(proposed, accepted, draft forwards after the prompt's prefill, steps that drafted); Nones for other methods."""
+    if result is None:
+        return None, None, None, None
+    stats = result.stats
+    steps = sum(isinstance(step, (StepTrace, TreeStepTrace)) for step in result.trace)
+    return stats.proposed, stats.accepted, stats.draft_forwards - (n_prompt > 1), steps
 
 
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
@@ -163,11 +183,11 @@ def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: in
     hook = pair.target.register_forward_hook(lambda *_: calls.append(1))
     try:
         start = time.perf_counter()
-        tokens, proposed, accepted = method(pair, ids, max_new_tokens)
+        tokens, result = method(pair, ids, max_new_tokens)
         seconds = time.perf_counter() - start
     finally:
         hook.remove()
-    return tokens, proposed, accepted, seconds, len(calls)
+    return tokens, result, seconds, len(calls)
 
 
 def run_all(pair: ModelPair, methods: dict[str, Method], prompts: list[dict], repeats: int,
@@ -183,9 +203,10 @@ def run_all(pair: ModelPair, methods: dict[str, Method], prompts: list[dict], re
             for index, (prompt, ids) in enumerate(zip(prompts, encoded)):
                 shift = (repeat + index) % len(names)
                 for name in names[shift:] + names[:shift]:
-                    tokens, proposed, accepted, seconds, forwards = timed(methods[name], pair, ids, max_new_tokens)
+                    tokens, result, seconds, forwards = timed(methods[name], pair, ids, max_new_tokens)
+                    proposed, accepted, draft_forwards, steps = speculative_counts(result, ids.shape[1])
                     runs.append(Run(name, prompt["name"], prompt["category"], repeat, len(tokens), seconds,
-                                    forwards, proposed, accepted, tokens))
+                                    forwards, proposed, accepted, tokens, draft_forwards, steps))
                     progress.update()
     return runs
 
