@@ -10,7 +10,7 @@ from specdec_lite.models.tiny_models import save_tiny_pair
 from specdec_lite.tools import bench
 from specdec_lite.tools.cli import main
 
-METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup", "tree"]
+METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup", "tree", "chains8", "tree8"]
 
 
 @pytest.fixture
@@ -42,6 +42,8 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     assert rows["plain", "all"]["speedup"] == 1.0
     assert rows["plain", "all"]["tokens_per_forward"] == 1.0
     assert rows["k2", "all"]["acceptance_rate"] is not None and rows["plain", "all"]["acceptance_rate"] is None
+    assert rows["k2", "all"]["draft_forwards_per_step"] <= 2 and rows["plain", "all"]["draft_forwards_per_step"] is None
+    assert rows["chains8", "all"]["draft_forwards_per_step"] <= 4 and rows["tree8", "all"]["draft_forwards_per_step"] <= 8
     theory = report["theory"]
     assert [r["k"] for r in theory["rows"] if r["category"] == "all"] == [2]
     assert 0 <= theory["alpha"]["all"] <= 1 and theory["c"] > 0

@@ -3,7 +3,7 @@
 import pytest
 
 from specdec_lite.algorithm.chain import speculative_generate
-from specdec_lite.algorithm.results import EosCut, PlainStep, StepTrace, TreeStepTrace
+from specdec_lite.algorithm.results import EosCut, PlainStep, StepTrace, TreeStepTrace, accepted_by_sibling_rank
 from specdec_lite.algorithm.tree import tree_generate
 from specdec_lite.models.tiny_models import tiny_pair
 from specdec_lite.tools.plots import COLORS
@@ -174,3 +174,13 @@ def test_tree_run_marks_are_exactly_the_generated_tokens(temperature, seed):
     branches_text = tree_branches_text(result.trace, token_decoder(pair.tokenizer))
     tree_steps = [step for step in result.trace if isinstance(step, TreeStepTrace)]
     assert branches_text.count("step ") == len(tree_steps) and branches_text.count("~") >= 2
+
+
+def test_sibling_ranks_of_the_accepted_path():
+    """a is the root's 1st guess, d the 2nd child of a; a 3-step trace counts the ranks over tree steps only."""
+    step = tree_step()
+    assert step.sibling_ranks == [0, 1]
+    other = TreeStepTrace(tokens=[9, 1, 2, 3], parents=[-1, 0, 0, 0], depths=[0, 1, 1, 1], accepted_nodes=[3],
+                          next_token=5, resampled=False)
+    assert accepted_by_sibling_rank([step, other, PlainStep(4)]) == [1, 1, 1]
+    assert accepted_by_sibling_rank([PlainStep(4)]) == []

@@ -2,15 +2,18 @@
 
 import pytest
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicSlidingWindowLayer
 
 from specdec_lite.algorithm.autoregressive import autoregressive_generate
 from specdec_lite.algorithm.kv_cache import cache_length, forward_new_tokens, new_cache
 from specdec_lite.algorithm.results import TreeStepTrace
 from specdec_lite.algorithm.sampling import Sampling
 from specdec_lite.algorithm.tree import compact_caches, tree_generate
-from specdec_lite.algorithm.tree_draft import propose_tree
-from specdec_lite.algorithm.tree_verification import tree_target_logits, verify_tree
-from specdec_lite.models.tiny_models import tiny_pair
+from specdec_lite.algorithm.tree_draft import Chains, Dynamic, propose_tree
+from specdec_lite.algorithm.tree_verification import keep_positions, tree_target_logits, verify_tree
+from distribution_checks import trigram_pair
+from specdec_lite.models.tiny_models import tiny_model, tiny_pair
 
 PROMPTS = ["a", "the cat", "hello, world", "zzz", "why?", "abc abc", "on the mat.", "q", "it is", "no! no!",
            "xyz", "be", "a b c d e", "river", "sun, moon", "go go go", "the end", "what.", "ok", "jump, jump"]
@@ -34,9 +37,10 @@ def test_greedy_tree_stops_at_eos_like_the_target():
         assert tree_generate(pair, prompt, max_new_tokens=30, n_branches=3, depth=3).token_ids == expected
 
 
+@pytest.mark.parametrize("shape", [Chains(3, 3), Dynamic(6, 3), Dynamic(3, 4)])
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_compacted_caches_continue_like_a_fresh_forward(arch, temperature):
+def test_compacted_caches_continue_like_a_fresh_forward(arch, temperature, shape):
     pair = tiny_pair(arch, noise=0.3)
     generator = torch.Generator().manual_seed(0)
     for prompt in PROMPTS[:6]:
@@ -44,7 +48,8 @@ def test_compacted_caches_continue_like_a_fresh_forward(arch, temperature):
         draft_cache, target_cache = new_cache(pair.draft), new_cache(pair.target)
         if ids.shape[1] > 1:
             forward_new_tokens(pair.target, target_cache, ids[:, :-1])
-        proposal = propose_tree(pair.draft, draft_cache, ids, 3, 3, sampling=Sampling(temperature), generator=generator)
+        proposal = propose_tree(pair.draft, draft_cache, ids, shape, sampling=Sampling(temperature),
+                                generator=generator)
         logits = tree_target_logits(pair.target, target_cache, proposal.tree)
         verdict, _ = verify_tree(proposal.tree, proposal.q, logits, Sampling(temperature), generator)
         compact_caches(draft_cache, target_cache, proposal, verdict.path)
@@ -68,6 +73,7 @@ def test_counts_and_trace_agree():
     assert sum(len(step.emitted) for step in trace) + (stats.target_forwards - 1 - len(trace)) == 20
     assert stats.proposed == sum(step.nodes_verified for step in trace)
     assert stats.accepted == sum(step.n_accepted for step in trace)
+    assert stats.draft_forwards == 1 + sum(step.draft_forwards for step in trace)  # + the prompt's prefill
     assert [t for step in trace for t in step.emitted] == result.token_ids[:sum(len(s.emitted) for s in trace)]
     for step in trace:
         assert step.parents[0] == -1 and step.depths[0] == 0
@@ -86,11 +92,92 @@ def test_sampling_is_reproducible_with_a_seed():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(n_branches=0), "n_branches"),
     (dict(depth=0), "depth"),
-    (dict(n_branches=40, depth=4), "n_branches \\* depth"),
     (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(max_new_tokens=130), "max_new_tokens"),
+    (dict(shape="ring"), "shape"),
+    (dict(shape="dynamic", n_nodes=0), "n_nodes"),
+    (dict(shape="dynamic", n_branches=2), "n_branches"),
+    (dict(shape="chains", n_nodes=8), "n_nodes"),
+    (dict(shape="dynamic", depth=0), "depth"),
     (dict(top_p=0.0), "top_p"),
 ])
 def test_bad_arguments_raise(kwargs, name):
     pair = tiny_pair("gpt2")  # context window 128
     with pytest.raises(ValueError, match=name):
         tree_generate(pair, "abc", **({"max_new_tokens": 8} | kwargs))
+
+
+def test_the_window_counts_positions_not_nodes():
+    """Up to 128 nodes (32 first tokens x 4) next to a 3-token prompt and 8 new tokens in a 128-token window:
+    a node count check would refuse it, yet every node sits at a position < 3 + 8."""
+    pair = tiny_pair("gpt2", noise=0.3)
+    expected = autoregressive_generate(pair, "abc", max_new_tokens=8, stop_at_eos=False).token_ids
+    result = tree_generate(pair, "abc", max_new_tokens=8, n_branches=40, depth=4, stop_at_eos=False)
+    assert result.token_ids == expected
+    assert max(len(step.tokens) for step in result.trace if isinstance(step, TreeStepTrace)) - 1 + 3 + 8 > 128
+
+
+@pytest.mark.parametrize("attn", ["flash_attention_2", "flex_attention"])
+def test_attention_that_ignores_a_float_mask_is_refused(attn):
+    pair = tiny_pair("qwen2")
+    pair.target.config._attn_implementation = attn  # only read by the check; nothing runs
+    with pytest.raises(ValueError, match="attn_implementation"):
+        tree_generate(pair, "abc", max_new_tokens=4)
+
+
+def test_only_plain_dynamic_layers_are_compacted():
+    model = tiny_model("qwen2")
+    cache = DynamicCache(config=model.config)
+    cache.layers[0] = DynamicSlidingWindowLayer(sliding_window=4)
+    with pytest.raises(ValueError, match="DynamicLayer"):
+        keep_positions(cache, torch.arange(2))
+
+
+DYNAMIC = [(1, 1), (4, 2), (8, 4), (12, 3), (16, 5)]  # (n_nodes, depth)
+
+
+@pytest.mark.parametrize("arch, attn", [("gpt2", "eager"), ("gpt2", "sdpa"), ("qwen2", "eager"), ("qwen2", "sdpa")])
+def test_greedy_dynamic_tree_equals_target_greedy(arch, attn):
+    pair = tiny_pair(arch, attn=attn, noise=0.3)
+    for i, prompt in enumerate(PROMPTS):
+        expected = autoregressive_generate(pair, prompt, max_new_tokens=12, stop_at_eos=False).token_ids
+        n_nodes, depth = DYNAMIC[i % len(DYNAMIC)]
+        result = tree_generate(pair, prompt, max_new_tokens=12, shape="dynamic", n_nodes=n_nodes, depth=depth,
+                               stop_at_eos=False)
+        assert result.token_ids == expected, (prompt, n_nodes, depth)
+
+
+def best_paths_by_brute_force(draft, context: list[int], n_nodes: int, depth: int) -> set[tuple[int, ...]]:
+    """The n_nodes token paths (length 1..depth) of highest draft path probability, every path scored."""
+    scored = []
+    frontier = [((), 1.0)]
+    for _ in range(depth):
+        frontier = [(path + (t,), score * float(q)) for path, score in frontier
+                    for t, q in enumerate(draft.exact_next(context + list(path)).softmax(-1))]
+        scored += frontier
+    return {path for path, _ in sorted(scored, key=lambda item: -item[1])[:n_nodes]}
+
+
+@pytest.mark.parametrize("n_nodes, depth", [(1, 3), (5, 2), (8, 3), (12, 3)])
+def test_greedy_dynamic_tree_holds_the_best_paths_by_draft_probability(n_nodes, depth):
+    pair = trigram_pair(8)
+    context = [3, 5]
+    cache = new_cache(pair.draft)
+    forward_new_tokens(pair.draft, cache, torch.tensor([context[:-1]]))
+    proposal = propose_tree(pair.draft, cache, torch.tensor([context[-1:]]), Dynamic(n_nodes, depth))
+    tree = proposal.tree
+    paths = {tuple(tree.tokens[tree.path_to(v)[1:]].tolist()) for v in range(1, len(tree))}
+    assert paths == best_paths_by_brute_force(pair.draft, context, n_nodes, depth)
+    deepest = max(tree.depths.tolist())
+    assert deepest <= proposal.forwards <= depth  # one draft forward per depth (the deepest level is seldom fed)
+    fed_in_tree = sum(0 < d < deepest for d in tree.depths.tolist())
+    assert proposal.n_fed >= fed_in_tree
+
+
+def test_chains_shape_is_n_branches_disjoint_chains():
+    pair = tiny_pair("qwen2", noise=0.3)
+    cache = new_cache(pair.draft)
+    proposal = propose_tree(pair.draft, cache, pair.encode("the cat"), Chains(3, 4))
+    tree = proposal.tree
+    assert len(tree) == 13 and len(tree.children(0)) == 3 and len(tree.leaves()) == 3
+    assert proposal.forwards == 4 and proposal.n_fed == 9 and proposal.cache_slots == list(range(-1, 12))

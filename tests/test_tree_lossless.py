@@ -27,23 +27,24 @@ from specdec_lite.models.tiny_models import perturbed_copy, tiny_model, tiny_tok
 
 VOCAB, CONTEXT, N_SAMPLES = 16, [3], 20_000  # a one-token prompt: no prefill forwards
 tree_module = importlib.import_module("specdec_lite.algorithm.tree")
+tree_verification = importlib.import_module("specdec_lite.algorithm.tree_verification")
 pytestmark = pytest.mark.statistical
 
 
-def sampled_first_two(pair, n_branches, depth, temperature, top_k, top_p, n=N_SAMPLES) -> list:
+def sampled_first_two(pair, tree: dict, temperature, top_k, top_p, n=N_SAMPLES) -> list:
+    """`tree`: tree_generate's shape arguments, depth included."""
     generator = torch.Generator().manual_seed(1234)
     samples = []
     for _ in range(n):
-        ids = tree_generate(pair, CONTEXT, max_new_tokens=depth + 1, n_branches=n_branches, depth=depth,
-                            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
-                            stop_at_eos=False).token_ids
+        ids = tree_generate(pair, CONTEXT, max_new_tokens=tree["depth"] + 1, temperature=temperature, top_k=top_k,
+                            top_p=top_p, generator=generator, stop_at_eos=False, **tree).token_ids
         samples.append(ids[0] * VOCAB + ids[1])
     return samples
 
 
-def check(pair, n_branches, depth, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
+def check(pair, tree: dict, temperature, top_k=0, top_p=1.0, n=N_SAMPLES):
     probs = exact_first_two(pair, CONTEXT, VOCAB, temperature, top_k, top_p)
-    samples = sampled_first_two(pair, n_branches, depth, temperature, top_k, top_p, n)
+    samples = sampled_first_two(pair, tree, temperature, top_k, top_p, n)
     return matches_distribution(samples, list(range(VOCAB * VOCAB)), probs)
 
 
@@ -53,8 +54,36 @@ def check(pair, n_branches, depth, temperature, top_k=0, top_p=1.0, n=N_SAMPLES)
     (4, 1, 1.3, 5, 1.0),
 ])
 def test_tree_sampling_matches_target(n_branches, depth, temperature, top_k, top_p):
-    passes, p_value, tv, bound = check(trigram_pair(VOCAB), n_branches, depth, temperature, top_k, top_p)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), dict(n_branches=n_branches, depth=depth), temperature,
+                                       top_k, top_p)
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+DYNAMIC_SETTINGS = [  # (n_nodes, depth, temperature, top_k, top_p)
+    (4, 2, 1.0, 0, 1.0),
+    (6, 2, 0.7, 0, 0.9),
+    (8, 2, 1.3, 5, 1.0),
+]
+
+
+@pytest.mark.parametrize("n_nodes, depth, temperature, top_k, top_p", DYNAMIC_SETTINGS)
+def test_dynamic_tree_sampling_matches_target(n_nodes, depth, temperature, top_k, top_p):
+    tree = dict(shape="dynamic", n_nodes=n_nodes, depth=depth)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), tree, temperature, top_k, top_p)
+    print(f"dynamic {tree} T={temperature} top_k={top_k} top_p={top_p}: p={p_value:.3g} TV={tv:.4f} < {bound:.4f}")
+    assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+def keep_q_after_rejection(p: torch.Tensor, q: torch.Tensor, token: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The control: SpecInfer's rule for siblings drawn WITH replacement, q left as it was."""
+    return residual_distribution(p, q), q
+
+
+def test_dynamic_tree_keeping_q_after_a_rejection_fails_the_same_test(monkeypatch):
+    monkeypatch.setattr(tree_verification, "after_rejection", keep_q_after_rejection)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), dict(shape="dynamic", n_nodes=6, depth=2), 0.7, 0, 0.9)
+    print(f"control (q kept): p={p_value:.3g} TV={tv:.4f} (bound {bound:.4f})")
+    assert not passes, f"the kept-q rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
 def branch_nodes(children: list[list[int]], first: int) -> list[int]:
@@ -87,8 +116,19 @@ def longest_branch_verify(tree, q, logits, sampling, generator):
 
 def test_biased_rule_fails_the_same_test(monkeypatch):
     monkeypatch.setattr(tree_module, "verify_tree", longest_branch_verify)
-    passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 2, 0.7, 0, 0.9)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), dict(n_branches=3, depth=2), 0.7, 0, 0.9)
     assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+def ordered_draws(q: torch.Tensor, n: int):
+    """Every ordered draw of min(n, support) tokens without replacement from q, with its probability."""
+    support = q.nonzero().flatten().tolist()
+    for draws in itertools.permutations(support, min(n, len(support))):
+        draw_q, prob_draws = q, 1.0
+        for token in draws:
+            prob_draws *= float(draw_q[token])
+            draw_q = without_token(draw_q, token)
+        yield draws, prob_draws
 
 
 def sibling_rule_distribution(p: torch.Tensor, q: torch.Tensor, n: int, update_q: bool = True) -> torch.Tensor:
@@ -97,12 +137,7 @@ def sibling_rule_distribution(p: torch.Tensor, q: torch.Tensor, n: int, update_q
     Enumerates every ordered draw; `update_q=False` is SpecInfer's rule for draws WITH replacement.
     """
     out = torch.zeros_like(p)
-    support = q.nonzero().flatten().tolist()
-    for draws in itertools.permutations(support, min(n, len(support))):
-        draw_q, prob_draws = q, 1.0
-        for token in draws:  # probability of this ordered draw
-            prob_draws *= float(draw_q[token])
-            draw_q = without_token(draw_q, token)
+    for draws, prob_draws in ordered_draws(q, n):
         p_i, q_i, reach = p, q, prob_draws
         for token in draws:
             accept = float(acceptance_probability(p_i[token], q_i[token]))
@@ -125,6 +160,58 @@ def test_sibling_rule_is_exact_by_enumeration(n):
         assert (sibling_rule_distribution(p, q, n) - p).abs().max() < 1e-9
 
 
+def tree_rule_first_two(p_of, q_of, n_children, vocab: int, update_q: bool = True,
+                        keep=lambda token: True) -> torch.Tensor:
+    """Exact joint [vocab, vocab] of the first two tokens a two-level tree step (then a plain step) emits.
+
+    p_of, q_of: prefix (tuple of drafted tokens) -> [vocab]; n_children: prefix -> how many children
+    are drawn there. The root's drawn children failing `keep` are pruned before verification (a
+    shape that looks at a node's own token). After an accepted root child x the second token comes
+    from the rule at x; after a resample it comes from the target's next step, p_of((x,)).
+    """
+    out = torch.zeros(vocab, vocab, dtype=torch.float64)
+    next_p = torch.stack([p_of((x,)) for x in range(vocab)])  # [vocab, vocab]
+    for draws, prob_draws in ordered_draws(q_of(()), n_children(())):
+        p_i, q_i, reach = p_of(()), q_of(()), prob_draws
+        for x in [token for token in draws if keep(token)]:
+            accept = float(acceptance_probability(p_i[x], q_i[x]))
+            out[x] += reach * accept * sibling_rule_distribution(p_of((x,)), q_of((x,)), n_children((x,)), update_q)
+            reach *= 1 - accept
+            p_i, q_next = after_rejection(p_i, q_i, x)
+            q_i = q_next if update_q else q_i
+        out += reach * p_i[:, None] * next_p
+    return out
+
+
+def random_tables(seed: int, vocab: int = 5):
+    generator = torch.Generator().manual_seed(seed)
+    p_table, q_table = (torch.softmax(2 * torch.randn(vocab + 1, vocab, generator=generator, dtype=torch.float64), -1)
+                        for _ in range(2))
+    return (lambda prefix: p_table[prefix[-1] if prefix else vocab]), (lambda prefix: q_table[prefix[-1] if prefix
+                                                                                              else vocab])
+
+
+def n_children_by_parent(prefix: tuple) -> int:
+    """3 children under the root; under a drafted node x, x % 3 of them (0: a leaf): a shape set by the ancestors."""
+    return 3 if not prefix else prefix[-1] % 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_rule_is_exact_on_a_two_level_tree_by_enumeration(seed):
+    p_of, q_of = random_tables(seed)
+    exact = p_of(())[:, None] * torch.stack([p_of((x,)) for x in range(5)])
+    assert (tree_rule_first_two(p_of, q_of, n_children_by_parent, 5) - exact).abs().max() < 1e-9
+
+
+def test_two_level_tree_controls_are_not_exact():
+    """Keeping q after a sibling rejection, or pruning drawn children by their own token, biases the output."""
+    p_of, q_of = random_tables(1)
+    exact = p_of(())[:, None] * torch.stack([p_of((x,)) for x in range(5)])
+    kept_q = tree_rule_first_two(p_of, q_of, n_children_by_parent, 5, update_q=False)
+    by_own_q = tree_rule_first_two(p_of, q_of, n_children_by_parent, 5, keep=lambda x: q_of(())[x] > 0.1)
+    assert (kept_q - exact).abs().max() > 1e-3 and (by_own_q - exact).abs().max() > 1e-3
+
+
 def test_keeping_q_after_a_rejection_is_not_exact():
     generator = torch.Generator().manual_seed(0)
     p = torch.softmax(2 * torch.randn(6, generator=generator, dtype=torch.float64), -1)
@@ -138,5 +225,5 @@ def test_tree_sampling_matches_target_on_a_transformer():
     target.config.eos_token_id = target.generation_config.eos_token_id = None
     pair = ModelPair(perturbed_copy(target, 0.3, seed=4), target, tiny_tokenizer(VOCAB), torch.float32,
                      torch.device("cpu"))
-    passes, p_value, tv, bound = check(pair, 2, 2, 1.0, 0, 0.95)
+    passes, p_value, tv, bound = check(pair, dict(n_branches=2, depth=2), 1.0, 0, 0.95)
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"

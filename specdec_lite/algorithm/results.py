@@ -4,7 +4,7 @@ A trace is a list of typed steps, told apart with `isinstance`: `StepTrace` (a d
 step), `TreeStepTrace` (a tree step), `PlainStep` (one token from the target alone, when only one
 token is left to emit) and `EosCut` (the step before it was cut after an EOS; the run ended).
 
-What it does not do: any computation beyond ratios of the counts it holds.
+What it does not do: any computation beyond ratios and tallies of what it holds.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class TreeStepTrace:
     accepted_nodes: list[int]  # the accepted path's node indices, root excluded
     next_token: int  # correction, or bonus after a leaf
     resampled: bool  # next_token drawn from a residual
+    draft_forwards: int = 0  # draft forward passes spent on the tree (0: not recorded)
 
     @property
     def nodes_verified(self) -> int:
@@ -55,6 +56,12 @@ class TreeStepTrace:
     @property
     def emitted(self) -> list[int]:
         return [self.tokens[node] for node in self.accepted_nodes] + [self.next_token]
+
+    @property
+    def sibling_ranks(self) -> list[int]:
+        """For each accepted node, which guess it was among its siblings: 0 = the first drafted child."""
+        return [[v for v, p in enumerate(self.parents) if p == self.parents[node]].index(node)
+                for node in self.accepted_nodes]
 
 
 @dataclass
@@ -76,6 +83,15 @@ class EosCut:
 
 
 TraceStep = StepTrace | TreeStepTrace | PlainStep | EosCut
+
+
+def accepted_by_sibling_rank(trace: list[TraceStep]) -> list[int]:
+    """counts[r] = how many accepted tree tokens were the (r+1)-th guess among their siblings (tree steps only)."""
+    ranks = [rank for step in trace if isinstance(step, TreeStepTrace) for rank in step.sibling_ranks]
+    counts = [0] * (max(ranks) + 1 if ranks else 0)
+    for rank in ranks:
+        counts[rank] += 1
+    return counts
 
 
 @dataclass

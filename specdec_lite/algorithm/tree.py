@@ -2,49 +2,76 @@
 
 Invariant between steps, the chain loop's `LoopState` (`chain.py`): `ids` = prompt + emitted tokens;
 the target cache holds every token of `ids` but the last, the draft cache a prefix of `ids`. One step:
-  1. the draft proposes n branches of `depth` tokens after the last token, as a tree (tree_draft.propose_tree)
+  1. the draft proposes a token tree after the last token (chains or a dynamic tree) (tree_draft.propose_tree)
   2. the target scores every tree node in ONE forward -> p at each node  (tree_verification.tree_target_logits)
   3. a rule accepts one root-to-node path and emits one more token      (tree_verification.verify_tree)
   4. both caches keep the accepted path's entries only                  (tree_verification.keep_positions)
-So each target forward yields between 1 and depth + 1 tokens, from up to n * depth + 1 scored nodes.
+So each target forward yields between 1 and depth + 1 tokens, from up to n_nodes + 1 scored nodes.
 
-What it does not do: batches, adapt n or depth during a run, learned draft heads (Medusa proper),
+What the tree path relies on, checked: an attention implementation that applies a 4D float mask
+(eager, sdpa, row_by_row), plain `DynamicLayer` caches (`keep_positions`). The context window
+counts positions, not nodes: a node at depth d sits at root position + d, and the step's depth
+is clipped to the tokens left to emit, so the request's own check (prompt + max_new_tokens)
+covers any tree, however many nodes it has.
+
+What it does not do: batches, adapt the shape during a run, learned draft heads (Medusa proper),
 or a draft whose vocabulary differs from the target's.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from transformers import DynamicCache
 
 from ..models.pair import ModelPair
 from .chain import LoopState
-from .inputs import Prompt, Request, context_window, make_request
+from .inputs import Prompt, make_request
 from .kv_cache import cache_length
 from .results import GenerationResult, TreeStepTrace
-from .tree_draft import TreeProposal, propose_tree
+from .tree_draft import Chains, Dynamic, TreeProposal, TreeShape, propose_tree
 from .tree_verification import TreeVerdict, keep_positions, tree_target_logits, verify_tree
 
 
-def check_tree_args(pair: ModelPair, request: Request, n_branches: int, depth: int) -> None:
-    """ValueError naming the argument: n_branches < 1, depth < 1, or a tree that does not fit the context window."""
-    if n_branches < 1:
-        raise ValueError(f"n_branches must be >= 1, got {n_branches}")
+ATTENTION_ALLOWED = ("eager", "sdpa", "row_by_row")  # they apply a 4D float mask; flash/flex attention ignore it
+SHAPES = ("chains", "dynamic")
+
+
+def tree_shape(shape: str, n_branches: int | None, n_nodes: int | None, depth: int) -> TreeShape:
+    """`Chains(n_branches or 3, depth)` or `Dynamic(n_nodes or 8, depth)`; ValueError naming a bad argument."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
-    window = min(context_window(pair.draft), context_window(pair.target))
-    n_prompt, max_new_tokens = request.ids.shape[1], request.max_new_tokens
-    if n_prompt + max_new_tokens + n_branches * depth > window:
-        raise ValueError(
-            f"the tree (n_branches * depth = {n_branches * depth} nodes) does not fit the context window of {window} "
-            f"tokens next to the prompt ({n_prompt}) and max_new_tokens ({max_new_tokens}); lower n_branches or depth"
-        )
+    if shape == "chains":
+        if n_nodes is not None:
+            raise ValueError("n_nodes applies to shape='dynamic'; chains have n_branches * depth nodes")
+        n_branches = 3 if n_branches is None else n_branches
+        if n_branches < 1:
+            raise ValueError(f"n_branches must be >= 1, got {n_branches}")
+        return Chains(n_branches, depth)
+    if n_branches is not None:
+        raise ValueError("n_branches applies to shape='chains'; a dynamic tree branches where the draft is unsure")
+    n_nodes = 8 if n_nodes is None else n_nodes
+    if n_nodes < 1:
+        raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
+    return Dynamic(n_nodes, depth)
+
+
+def check_tree_models(pair: ModelPair) -> None:
+    """ValueError unless both models' attention implementation applies the tree's 4D float mask."""
+    for role, model in (("draft", pair.draft), ("target", pair.target)):
+        attn = getattr(model.config, "_attn_implementation", None)
+        if attn not in ATTENTION_ALLOWED:
+            raise ValueError(f"the {role}'s attn_implementation must be one of {ATTENTION_ALLOWED} for a token tree "
+                             f"(flash and flex attention ignore a 4D float mask), got {attn!r}")
 
 
 def step_trace(proposal: TreeProposal, verdict: TreeVerdict) -> TreeStepTrace:
     tree = proposal.tree
     return TreeStepTrace(tree.tokens.tolist(), tree.parents.tolist(), tree.depths.tolist(), verdict.path,
-                         verdict.next_token, verdict.resampled)
+                         verdict.next_token, verdict.resampled, proposal.forwards)
 
 
 def compact_caches(draft_cache: DynamicCache, target_cache: DynamicCache, proposal: TreeProposal,
@@ -52,19 +79,20 @@ def compact_caches(draft_cache: DynamicCache, target_cache: DynamicCache, propos
     """Keep the accepted path in both caches, right after the tree's target forward.
 
     With n_ids = len(ids) before the step (root included), the target holds n_ids - 1 + N entries:
-    keep prefix (n_ids - 1) + tree nodes [root] + path. Draft: prefix (n_ids) + the path nodes it was fed.
+    keep prefix (n_ids - 1) + tree nodes [root] + path. Draft: prefix (n_ids) + the path nodes it was fed,
+    found at their `cache_slots` (the draft's cache may also hold drafted nodes the tree left out).
     """
     n_ids = cache_length(target_cache) - len(proposal.tree) + 1
     prefix = torch.arange(n_ids - 1)
     keep_positions(target_cache, torch.cat([prefix, n_ids - 1 + torch.tensor([0] + path)]))
-    fed = [n_ids + node - 1 for node in path if node <= proposal.n_fed]
+    fed = [n_ids + proposal.cache_slots[node] for node in path if node <= proposal.n_fed]
     keep_positions(draft_cache, torch.cat([torch.arange(n_ids), torch.tensor(fed, dtype=torch.long)]))
 
 
-def tree_step(state: LoopState, n_branches: int, depth: int) -> TreeStepTrace:
+def tree_step(state: LoopState, shape: TreeShape) -> TreeStepTrace:
     """Draft a tree, verify it in one target forward, compact both caches; returns the step's trace."""
     sampling, generator = state.request.sampling, state.request.generator
-    proposal = propose_tree(state.pair.draft, state.draft_cache, state.pending_ids(), n_branches, depth,
+    proposal = propose_tree(state.pair.draft, state.draft_cache, state.pending_ids(), shape,
                             sampling=sampling, generator=generator)
     logits = tree_target_logits(state.pair.target, state.target_cache, proposal.tree)  # [N, vocab]
     verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling, generator)
@@ -78,11 +106,16 @@ def tree_step(state: LoopState, n_branches: int, depth: int) -> TreeStepTrace:
 
 @torch.inference_mode()
 def tree_generate(
-    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, n_branches: int = 3, depth: int = 4,
+    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, n_branches: int | None = None, depth: int = 4,
     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
+    shape: str = "chains", n_nodes: int | None = None,
 ) -> GenerationResult:
-    """Token-tree speculative decoding: `n_branches` draft branches of `depth` tokens, one target forward per step.
+    """Token-tree speculative decoding: a tree of drafted tokens, one target forward per step.
+
+    shape "chains": `n_branches` (default 3) chains of `depth` tokens under the root. shape
+    "dynamic": the `n_nodes` (default 8) drafted nodes of highest draft path probability, at most
+    `depth` deep (`tree_draft.Dynamic`). Each step costs at most `depth` draft forwards.
 
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
@@ -90,10 +123,11 @@ def tree_generate(
     """
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
-    check_tree_args(pair, request, n_branches, depth)
+    tree = tree_shape(shape, n_branches, n_nodes, depth)
+    check_tree_models(pair)
     state = LoopState.prefill(pair, request)
     while state.remaining > 0:
-        depth_step = min(depth, state.remaining - 1)  # never emit more than max_new_tokens
-        step = state.plain_step() if depth_step == 0 else tree_step(state, n_branches, depth_step)
+        depth_step = min(depth, state.remaining - 1)  # never emit more than max_new_tokens (nor pass its positions)
+        step = state.plain_step() if depth_step == 0 else tree_step(state, replace(tree, depth=depth_step))
         state.append(step)
     return state.finish()

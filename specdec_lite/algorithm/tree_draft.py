@@ -1,19 +1,31 @@
-"""The draft proposes several branches at once, merged into a token tree (notebook 06).
+"""The draft proposes a token tree, one batched draft forward per depth (notebook 06).
 
-After the last emitted token (the tree's root) the draft picks `n` DISTINCT first tokens:
-its top-n when greedy, else n draws without replacement from its (top-k/top-p filtered)
-distribution q, one after the other, each from q with the tokens drawn so far removed. Each
-first token is then rolled out `depth - 1` more tokens, greedily or by sampling from q at that
-node. All branches advance together: one draft forward per depth feeds every branch's newest
-token, each seeing only its own ancestors (the tree attention mask of `token_tree.py`), so a
-proposal costs `depth` draft forwards whatever `n` is.
+Two shapes, built by the same loop:
+  Chains(n_branches, depth)  the root gets n_branches children, every other node one child:
+                             n_branches disjoint chains (multi-draft speculative decoding).
+  Dynamic(n_nodes, depth)    EAGLE-2's dynamic tree: the n_nodes nodes of highest path score,
+                             branching wherever the draft is unsure.
+The loop, from the root (the last emitted token): the draft's distribution q at every frontier
+node (the nodes of the deepest level) comes from ONE forward that feeds that whole level, each
+node seeing only the cached prefix and its own ancestors at position root + depth (the tree
+attention mask of `token_tree.py`). The shape says how many children c_v each frontier node v
+gets; they are drawn from q[v]: its top c_v tokens when greedy, else c_v draws WITHOUT
+replacement, each from q[v] with the tokens drawn so far removed (what the verifier assumes).
 
-The draft's cache afterwards holds the pending tokens and the tree nodes of depths 1..depth-1
-(nodes 1..n_fed in the tree's flat order); `tree_verification.keep_positions` later keeps the
-accepted branch's entries only.
+Path score. The j-th child of v scores score(v) * (the j-th largest q[v]); the root scores 1.
+Greedy, that is the draft's path probability (the product of q along the path). Sampling, it is
+the same number computed from v's ranks, not from the drawn token: whether a node is in the
+tree must not depend on its own token, or the drawn children would not follow q and the
+verification would not be lossless. A child never scores above its parent, so the best n
+nodes by (score, shallower first, draw order) form a tree, and a node's children in it are
+its first c draws.
+Dynamic: at each depth the candidate children are ranked with the nodes chosen so far; those
+among the best n_nodes are drawn, and nodes pushed out of the best n_nodes leave the tree (they
+were drafted, and stay in the draft's cache until `tree.compact_caches`). Drafting stops at
+`depth` or when no child of the newest level can enter the best n_nodes.
 
-What it does not do: look at the target, or merge branches: distinct first tokens make the
-branches disjoint, so the trie is n chains under the root (`build_tree` merges general branches).
+What it does not do: look at the target; learned heads on the target (Medusa proper); a static
+top-k-per-depth shape (Medusa's sparse trees); batches of several sequences.
 """
 
 from __future__ import annotations
@@ -25,7 +37,51 @@ from transformers import DynamicCache, PreTrainedModel
 
 from .kv_cache import cache_length, forward_new_tokens
 from .sampling import GREEDY, Sampling, sample
-from .token_tree import TokenTree, build_tree, forward_tree_nodes
+from .token_tree import TokenTree, forward_tree_nodes
+
+NodeKey = tuple[float, int, int]  # (-score, depth, order): smaller is better
+
+
+@dataclass(frozen=True)
+class Chains:
+    """n_branches chains of `depth` tokens under the root: n_branches * depth drafted nodes."""
+
+    n_branches: int
+    depth: int
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_branches * self.depth
+
+    def n_children(self, level: int, scores: list[float], ranked_q: torch.Tensor, chosen: list[NodeKey]) -> list[int]:
+        """Children of each frontier node at `level` (1 = the root's children): n_branches, then 1 each."""
+        counts = [self.n_branches if level == 1 else 1] * len(scores)
+        return [min(c, int((row > 0).sum())) for c, row in zip(counts, ranked_q)]
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """The n_nodes drafted nodes of highest path score, at most `depth` below the root (EAGLE-2's dynamic tree)."""
+
+    n_nodes: int
+    depth: int
+
+    def n_children(self, level: int, scores: list[float], ranked_q: torch.Tensor, chosen: list[NodeKey]) -> list[int]:
+        """scores: [F] of the frontier nodes; ranked_q: [F, n] each one's q sorted down; chosen: the kept nodes' keys.
+
+        A candidate child gets drawn when it ranks among the best n_nodes of the kept nodes and the candidates.
+        """
+        candidates = [((-s * float(q), level, i * ranked_q.shape[1] + j), i)
+                      for i, (s, row) in enumerate(zip(scores, ranked_q)) for j, q in enumerate(row.tolist()) if q > 0]
+        best = sorted([(key, -1) for key in chosen] + candidates)[:self.n_nodes]
+        counts = [0] * len(scores)
+        for _, i in best:
+            if i >= 0:
+                counts[i] += 1
+        return counts
+
+
+TreeShape = Chains | Dynamic
 
 
 @dataclass
@@ -33,7 +89,8 @@ class TreeProposal:
     tree: TokenTree  # node 0 = the root (last emitted token), then the drafted nodes depth by depth
     q: torch.Tensor | None  # [N, vocab]: q[i] = the distribution node i's children were drawn from; None if greedy
     forwards: int  # draft forward passes spent
-    n_fed: int  # tree nodes 1..n_fed are in the draft's cache now
+    n_fed: int  # tree nodes 1..n_fed were fed to the draft ...
+    cache_slots: list[int]  # ... node v as the cache_slots[v]-th drafted entry after the prefix (0-based)
 
 
 def draw_without_replacement(probs: torch.Tensor, n: int, generator: torch.Generator | None) -> list[int]:
@@ -49,12 +106,61 @@ def draw_without_replacement(probs: torch.Tensor, n: int, generator: torch.Gener
     return tokens
 
 
-def first_tokens(q_root: torch.Tensor, logits: torch.Tensor, n: int, greedy: bool,
-                 generator: torch.Generator | None) -> list[int]:
-    """The n distinct first tokens of the branches: the draft's top-n (greedy) or draws without replacement."""
+def draw_children(q: torch.Tensor, logits: torch.Tensor, n: int, greedy: bool,
+                  generator: torch.Generator | None) -> list[int]:
+    """n distinct children of one node: the draft's top-n (greedy) or draws without replacement from q [vocab]."""
     if greedy:
         return logits.topk(min(n, logits.shape[-1])).indices.tolist()
-    return draw_without_replacement(q_root, n, generator)
+    return draw_without_replacement(q, n, generator)
+
+
+class DraftedTree:
+    """Every drafted node, depth by depth, in the order fed to the draft; scores and q of the fed ones."""
+
+    def __init__(self, root: int):
+        self.tokens, self.parents, self.depths, self.scores = [root], [-1], [0], [1.0]
+        self.q_rows: list[torch.Tensor] = []  # [vocab] per node whose children were drawn
+
+    def key(self, node: int) -> NodeKey:
+        return (-self.scores[node], self.depths[node], node)
+
+    def as_tree(self) -> TokenTree:
+        return TokenTree(torch.tensor(self.tokens), torch.tensor(self.parents), torch.tensor(self.depths))
+
+    def add_level(self, frontier: list[int], q: torch.Tensor, logits: torch.Tensor, counts: list[int],
+                  ranked_q: torch.Tensor, greedy: bool, generator: torch.Generator | None) -> list[int]:
+        """Draw counts[i] children of frontier[i] (q, logits, ranked_q: [F, vocab]); return the new nodes."""
+        level = []  # (key, token, parent, score): ordered by key, so siblings stay in draw order
+        for i, (node, count) in enumerate(zip(frontier, counts)):
+            for j, token in enumerate(draw_children(q[i], logits[i], count, greedy, generator)):
+                score = self.scores[node] * float(ranked_q[i, j])
+                level.append(((-score, i, j), token, node, score))
+        new = []
+        for _, token, parent, score in sorted(level):
+            new.append(len(self.tokens))
+            self.tokens.append(token)
+            self.parents.append(parent)
+            self.depths.append(self.depths[parent] + 1)
+            self.scores.append(score)
+        return new
+
+    def can_grow(self, frontier: list[int], n_nodes: int) -> bool:
+        """Whether a child of a `frontier` node could still enter the best n_nodes (a child scores <= its parent)."""
+        best = self.best(n_nodes)[1:]
+        if len(best) < n_nodes:
+            return bool(frontier)
+        worst = min(self.scores[v] for v in best)
+        return any(self.scores[v] > worst for v in frontier)
+
+    def best(self, n_nodes: int) -> list[int]:
+        """The root and the n_nodes best drafted nodes, in drafted order (a tree: parents rank above children)."""
+        return [0] + sorted(sorted(range(1, len(self.tokens)), key=self.key)[:n_nodes])
+
+
+def ranking_probs(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+    """[F, vocab] -> q sorted down, [F, vocab]: the sampling q, or softmax(logits) when greedy (for the scores)."""
+    q = logits.float().softmax(-1) if sampling.greedy else sampling.probs(logits)
+    return q.sort(-1, descending=True).values
 
 
 @torch.inference_mode()
@@ -62,32 +168,45 @@ def propose_tree(
     draft: PreTrainedModel,
     cache: DynamicCache,
     pending_ids: torch.Tensor,
-    n_branches: int,
-    depth: int,
+    shape: TreeShape,
     *,
     sampling: Sampling = GREEDY,
     generator: torch.Generator | None = None,
 ) -> TreeProposal:
-    """Draft `n_branches` branches of `depth` tokens after `pending_ids` [1, m] (tokens not yet in the cache).
+    """Draft a tree of `shape` after `pending_ids` [1, m] (tokens not yet in the cache); the last is the root.
 
-    The last pending token is the tree's root. Returns the tree and, when sampling, the q rows
-    the verifier needs.
+    Returns the tree and, when sampling, the q rows the verifier needs.
     """
-    root, root_position = int(pending_ids[0, -1]), cache_length(cache) + pending_ids.shape[1] - 1
+    root_position = cache_length(cache) + pending_ids.shape[1] - 1
+    drafted, frontier = DraftedTree(int(pending_ids[0, -1])), [0]
     logits = forward_new_tokens(draft, cache, pending_ids, logits_to_keep=1)[-1:]  # [1, vocab]
-    q_rows = [sampling.probs(logits)]  # per level: [branches, vocab]
-    branches = [[token] for token in first_tokens(q_rows[0][0], logits[0], n_branches, sampling.greedy, generator)]
-    for level in range(1, depth):
-        tree = build_tree(root, branches)
-        newest = range(len(tree) - len(branches), len(tree))  # the nodes at `level`
-        logits = forward_tree_nodes(draft, cache, tree, newest, range(1, len(tree)), root_position)
-        q_rows.append(sampling.probs(logits))  # [branches, vocab]
-        chosen = logits.argmax(-1) if sampling.greedy else sample(q_rows[-1], generator)  # [branches]
-        for branch, token in zip(branches, chosen.tolist()):
-            branch.append(token)
-    tree = build_tree(root, branches)
+    forwards, n_fed = 1, 0
+    for level in range(1, shape.depth + 1):
+        q, ranked_q = sampling.probs(logits), ranking_probs(logits, sampling)  # [F, vocab] each
+        drafted.q_rows += list(q)
+        kept = [drafted.key(v) for v in drafted.best(shape.n_nodes)[1:]]
+        counts = shape.n_children(level, [drafted.scores[v] for v in frontier], ranked_q[:, :shape.n_nodes], kept)
+        frontier = drafted.add_level(frontier, q, logits, counts, ranked_q, sampling.greedy, generator)
+        if level == shape.depth or not drafted.can_grow(frontier, shape.n_nodes):
+            break
+        n_fed = frontier[-1]
+        logits = forward_tree_nodes(draft, cache, drafted.as_tree(), range(frontier[0], n_fed + 1),
+                                    range(1, n_fed + 1), root_position)  # [F, vocab]
+        forwards += 1
+    return finish_proposal(drafted, shape.n_nodes, n_fed, forwards, sampling)
+
+
+def finish_proposal(drafted: DraftedTree, n_nodes: int, n_fed: int, forwards: int,
+                    sampling: Sampling) -> TreeProposal:
+    """Keep the best n_nodes drafted nodes; renumber them; their q rows (zeros for nodes never fed)."""
+    nodes = drafted.best(n_nodes)
+    index = {old: new for new, old in enumerate(nodes)}
+    tree = TokenTree(torch.tensor([drafted.tokens[v] for v in nodes]),
+                     torch.tensor([index[drafted.parents[v]] if v else -1 for v in nodes]),
+                     torch.tensor([drafted.depths[v] for v in nodes]))
     q = None
     if not sampling.greedy:
-        leaves = q_rows[0].new_zeros(len(branches), q_rows[0].shape[-1])  # leaves have no children: never read
-        q = torch.cat(q_rows + [leaves])  # [N, vocab], rows in the tree's flat order
-    return TreeProposal(tree, q, forwards=depth, n_fed=len(tree) - 1 - len(branches))
+        blank = torch.zeros_like(drafted.q_rows[0])  # children of a node never fed: none, never read
+        q = torch.stack([drafted.q_rows[v] if v < len(drafted.q_rows) else blank for v in nodes])  # [N, vocab]
+    return TreeProposal(tree, q, forwards, n_fed=sum(0 < v <= n_fed for v in nodes),
+                        cache_slots=[v - 1 for v in nodes])

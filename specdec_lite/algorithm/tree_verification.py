@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from .kv_cache import cache_length
 from .sampling import Sampling, sample
@@ -127,11 +128,12 @@ def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor, s
 def keep_positions(cache: DynamicCache, positions: torch.Tensor) -> None:
     """Keep only the cache entries at `positions` [m] (in that order), in every layer, in place.
 
-    Keys and values are [batch, heads, seq, head_dim]; the gather runs along `seq`.
+    Keys and values are [batch, heads, seq, head_dim]; the gather runs along `seq`. Only plain
+    `DynamicLayer`s are compacted (sliding-window, quantized or offloaded layers keep other state).
     """
     for layer in cache.layers:
-        if hasattr(layer, "cumulative_length"):
-            raise ValueError("cache must be a plain DynamicCache (sliding-window layers cannot be compacted)")
+        if type(layer) is not DynamicLayer:
+            raise ValueError(f"cache layers must be plain DynamicLayer to be compacted, got {type(layer).__name__}")
         index = positions.to(layer.keys.device)
         layer.keys = layer.keys.index_select(-2, index)
         layer.values = layer.values.index_select(-2, index)

@@ -30,6 +30,7 @@ class TrigramLM(torch.nn.Module):
         # row `vocab_size` stands for "no token": contexts shorter than two tokens
         self.table = scale * torch.randn(vocab_size + 1, vocab_size + 1, vocab_size, generator=generator)
         self.config = PretrainedConfig(num_hidden_layers=1, vocab_size=vocab_size, max_position_embeddings=max_positions)
+        self.config._attn_implementation = "eager"  # it applies a 4D additive mask as eager attention does
         self.generation_config = GenerationConfig(eos_token_id=None)
 
     def get_output_embeddings(self) -> SimpleNamespace:

@@ -14,7 +14,9 @@ confidence (K up to 8, drafting stops below draft probability 0.4); auto (CostAw
 the formula picks from the pair's measured c, v_K and the running α); auto_conf (auto with the
 0.4 confidence stop); tree (tree_generate, 3 branches of depth 4); hf_assisted
 (`target.generate(assistant_model=draft)`, its defaults); hf_lookup (prompt-lookup decoding, 10
-tokens). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
+tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12, 16): kB (a
+chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
+most 8 deep). Our methods also report draft forwards per step. A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
 second pair loaded in DTYPE, side by side with the others.
 
 The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
@@ -41,6 +43,7 @@ from tqdm.auto import tqdm
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
+from ..algorithm.results import GenerationResult, StepTrace, TreeStepTrace
 from ..algorithm.theory import synchronize
 from ..algorithm.tree import tree_generate
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
@@ -48,15 +51,16 @@ from ..models.precision import cpu_flags, cpu_name
 from . import bench_report
 
 FIXED_KS = (2, 3, 4, 6, 8)
+NODE_BUDGETS = (4, 8, 12, 16)
 ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "auto", "auto_conf", "tree",
-               "hf_assisted", "hf_lookup")
+               "hf_assisted", "hf_lookup", *(f"chains{b}" for b in NODE_BUDGETS), *(f"tree{b}" for b in NODE_BUDGETS))
 FULL = dict(prompts="all", repeats=3, max_new_tokens=64, methods=",".join(ALL_METHODS))
 QUICK = dict(prompts="fibonacci,lighthouse", repeats=1, max_new_tokens=48, methods="plain,k4,k6,adaptive,hf_assisted")
 CONFIDENCE = 0.4  # the same threshold as Hugging Face's assistant_confidence_threshold default
 WARMUP_TOKENS = 4
 
-# a method: (pair, prompt ids [1, n], max_new_tokens) -> (new token ids, drafted tokens or None, accepted or None)
-Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], int | None, int | None]]
+# a method: (pair, prompt ids [1, n], max_new_tokens) -> (new token ids, its GenerationResult or None)
+Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], GenerationResult | None]]
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Run:
     proposed: int | None
     accepted: int | None
     token_ids: list[int]
+    draft_forwards: int | None  # after the prompt's prefill
+    drafted_steps: int | None  # steps that drafted (chain or tree)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,35 +150,39 @@ def encode_prompt(pair: ModelPair, text: str) -> torch.Tensor:
 def ours(**options) -> Method:
     def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
         result = speculative_generate(pair, ids, max_new_tokens, **options)
-        return result.token_ids, result.stats.proposed, result.stats.accepted
+        return result.token_ids, result
     return method
 
 
 def plain(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    return autoregressive_generate(pair, ids, max_new_tokens).token_ids, None, None
+    return autoregressive_generate(pair, ids, max_new_tokens).token_ids, None
 
 
 def hugging_face(**options) -> Method:
     def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
         out = pair.target.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                                    do_sample=False, pad_token_id=pair.tokenizer.pad_token_id, **options)
-        return out[0, ids.shape[1]:].tolist(), None, None
+        return out[0, ids.shape[1]:].tolist(), None
     return method
 
 
-def tree(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    result = tree_generate(pair, ids, max_new_tokens, n_branches=3, depth=4)
-    return result.token_ids, result.stats.proposed, result.stats.accepted
+def tree(**options) -> Method:
+    def method(pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
+        result = tree_generate(pair, ids, max_new_tokens, **options)
+        return result.token_ids, result
+    return method
 
 
 def method_table(pair: ModelPair) -> dict[str, Method]:
     """Every method by its base name (without @DTYPE), bound to what it needs of `pair`."""
-    table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree,
+    table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree(n_branches=3, depth=4),
              "confidence": ours(k=8, min_confidence=CONFIDENCE),
              "auto": ours(k="auto"), "auto_conf": ours(k="auto", min_confidence=CONFIDENCE),
              "hf_assisted": hugging_face(assistant_model=pair.draft),
              "hf_lookup": hugging_face(prompt_lookup_num_tokens=10)}
-    return table | {f"k{k}": ours(k=k) for k in FIXED_KS}
+    table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
+    table |= {f"chains{b}": tree(n_branches=b // 4, depth=4) for b in NODE_BUDGETS}
+    return table | {f"tree{b}": tree(shape="dynamic", n_nodes=b, depth=min(b, 8)) for b in NODE_BUDGETS}
 
 
 def split_dtype(name: str, default: str) -> tuple[str, str]:
@@ -190,6 +200,15 @@ def build_methods(names: list[str], pairs: dict[str, ModelPair], default_dtype: 
     return chosen
 
 
+def speculative_counts(result: GenerationResult | None, n_prompt: int) -> tuple[int | None, ...]:
+    """(proposed, accepted, draft forwards after the prompt's prefill, steps that drafted); Nones for other methods."""
+    if result is None:
+        return None, None, None, None
+    stats = result.stats
+    steps = sum(isinstance(step, (StepTrace, TreeStepTrace)) for step in result.trace)
+    return stats.proposed, stats.accepted, stats.draft_forwards - (n_prompt > 1), steps
+
+
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
     """Run one method; also return its wall time and how many times the target's forward ran."""
     calls = []
@@ -197,12 +216,12 @@ def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: in
     try:
         synchronize(pair.device)
         start = time.perf_counter()
-        tokens, proposed, accepted = method(pair, ids, max_new_tokens)
+        tokens, result = method(pair, ids, max_new_tokens)
         synchronize(pair.device)  # a GPU runs asynchronously: count the kernels' time, not their launch
         seconds = time.perf_counter() - start
     finally:
         hook.remove()
-    return tokens, proposed, accepted, seconds, len(calls)
+    return tokens, result, seconds, len(calls)
 
 
 def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], repeats: int,
@@ -220,9 +239,11 @@ def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], r
                 shift = (repeat + index) % len(names)
                 for name in names[shift:] + names[:shift]:
                     method, pair = methods[name]
-                    tokens, proposed, accepted, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+                    tokens, result, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+                    proposed, accepted, draft_forwards, steps = speculative_counts(result, ids.shape[1])
                     runs.append(Run(name, str(pair.dtype).removeprefix("torch."), prompt["name"], prompt["category"],
-                                    repeat, len(tokens), seconds, forwards, proposed, accepted, tokens))
+                                    repeat, len(tokens), seconds, forwards, proposed, accepted, tokens, draft_forwards,
+                                    steps))
                     progress.update()
     return runs
 

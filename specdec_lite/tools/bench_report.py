@@ -2,7 +2,8 @@
 
 Summary per method and prompt category: the median wall time over repeats of each prompt,
 summed over the category's prompts, gives tokens/s; speed-up is over `plain` in the same
-category; tokens per target forward counts every target call (prompt prefill included).
+category; tokens per target forward counts every target call (prompt prefill included); draft
+forwards per step (our methods) divides the draft forwards after the prefill by the steps that drafted.
 Theory per fixed K: α (greedy: the share of the plain continuation's positions where the
 draft's argmax equals the target's), c and the measured cost v_K of a (K+1)-token target
 forward give the paper's prediction (1 − α^(K+1)) / ((1 − α)(Kc + 1)) and the refined one with
@@ -32,7 +33,8 @@ def by_prompt(runs) -> dict[tuple[str, str], dict]:
         grouped[run.method, run.prompt].append(run)
     return {key: dict(category=rs[0].category, dtype=rs[0].dtype, seconds=statistics.median(r.seconds for r in rs),
                       tokens=rs[0].new_tokens, forwards=rs[0].target_forwards, proposed=rs[0].proposed,
-                      accepted=rs[0].accepted, token_ids=rs[0].token_ids) for key, rs in grouped.items()}
+                      accepted=rs[0].accepted, token_ids=rs[0].token_ids, draft_forwards=rs[0].draft_forwards,
+                      drafted_steps=rs[0].drafted_steps) for key, rs in grouped.items()}
 
 
 def summarize(runs) -> list[dict]:
@@ -41,15 +43,17 @@ def summarize(runs) -> list[dict]:
     rows = {}
     for (method, prompt), cell in cells.items():
         for category in (cell["category"], "all"):
-            row = rows.setdefault((method, category), dict(method=method, category=category, dtype=cell["dtype"], tokens=0,
-                                                            seconds=0.0, forwards=0, proposed=0, accepted=0,
-                                                            same=0, prompts=0))
+            row = rows.setdefault((method, category), dict(method=method, category=category, dtype=cell["dtype"],
+                                                            tokens=0, seconds=0.0, forwards=0, proposed=0, accepted=0,
+                                                            draft_forwards=0, drafted_steps=0, same=0, prompts=0))
             plain_ids = cells.get(("plain", prompt), cell)["token_ids"]
             row["tokens"] += cell["tokens"]
             row["seconds"] += cell["seconds"]
             row["forwards"] += cell["forwards"]
             row["proposed"] += cell["proposed"] or 0
             row["accepted"] += cell["accepted"] or 0
+            row["draft_forwards"] += cell["draft_forwards"] or 0
+            row["drafted_steps"] += cell["drafted_steps"] or 0
             row["same"] += cell["token_ids"] == plain_ids
             row["prompts"] += 1
     return [finish_row(row, rows.get(("plain", row["category"]))) for row in rows.values()]
@@ -60,6 +64,7 @@ def finish_row(row: dict, plain_row: dict | None) -> dict:
     row["speedup"] = row["tokens_per_s"] / (plain_row["tokens"] / plain_row["seconds"]) if plain_row else None
     row["tokens_per_forward"] = row["tokens"] / row["forwards"]
     row["acceptance_rate"] = row["accepted"] / row["proposed"] if row["proposed"] else None
+    row["draft_forwards_per_step"] = row["draft_forwards"] / row["drafted_steps"] if row["drafted_steps"] else None
     return row
 
 
@@ -101,11 +106,12 @@ def fmt(value, spec: str = ".2f") -> str:
 
 
 def print_summary(summary: list[dict]) -> None:
-    print(f"\n{'method':<15}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'same':>7}")
+    print(f"\n{'method':<15}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'dfwd/step':>10}"
+          f"{'same':>7}")
     for row in sorted(summary, key=lambda r: (r["category"], -r["tokens_per_s"])):
         print(f"{row['method']:<15}{row['category']:<9}{row['tokens_per_s']:>7.2f}{fmt(row['speedup']):>9}"
               f"{row['tokens_per_forward']:>8.2f}{fmt(row['acceptance_rate']):>8}"
-              f"{row['same']:>4}/{row['prompts']:<2}")
+              f"{fmt(row['draft_forwards_per_step']):>10}{row['same']:>4}/{row['prompts']:<2}")
 
 
 def print_theory(report: dict) -> None:
