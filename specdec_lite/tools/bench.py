@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
+    pair = load_pair(draft=args.draft, target=args.target, dtype=args.dtype, device=args.device)
     methods = build_methods(settings["methods"], pair)
     runs = run_all(pair, methods, prompts, settings["repeats"], settings["max_new_tokens"])
     summary = bench_report.summarize(runs)

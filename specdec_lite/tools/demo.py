@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     announce_first_build(args)
     start = time.perf_counter()
-    pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
+    pair = load_pair(draft=args.draft, target=args.target, dtype=args.dtype, device=args.device)
     print(f"loaded the pair in {time.perf_counter() - start:.1f} s "
           f"(draft {weight_count(pair.draft) / 1e6:.0f}M, target {weight_count(pair.target) / 1e6:.0f}M "
           f"weights, {str(pair.dtype).removeprefix('torch.')} on {pair.device})", flush=True)
