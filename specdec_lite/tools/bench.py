@@ -24,6 +24,7 @@ import argparse
 import importlib.resources
 import json
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -191,8 +192,13 @@ def run_all(pair: ModelPair, methods: dict[str, Method], prompts: list[dict], re
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args)
-    prompts = select_prompts(settings["prompts"])
+    """Load the pair, run the methods, print and write the report; 2 (one line on stderr) on a bad option."""
+    try:
+        settings = resolve_settings(args)
+        prompts = select_prompts(settings["prompts"])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.threads is not None:
