@@ -5,6 +5,7 @@ import torch
 from transformers import GPT2LMHeadModel, Qwen2ForCausalLM
 
 from specdec_lite import autoregressive_generate, load_pair, pick_device, speculative_generate, tree_generate
+from specdec_lite.algorithm.theory import position_acceptance
 from specdec_lite.models.device import DEVICE_ENV_VAR
 from specdec_lite.models.pair import ModelPair, resolve_dtype
 from specdec_lite.models.tiny_models import TINY_ALPHABET, TINY_VOCAB, save_tiny_pair, tiny_model, tiny_tokenizer
@@ -96,6 +97,8 @@ def test_padded_pair_loads_and_generates_the_target_greedy_tokens(arch, tmp_path
     assert tree_generate(pair, "hello", max_new_tokens=24, stop_at_eos=False).token_ids == reference
     sampled = speculative_generate(pair, "hello", max_new_tokens=24, temperature=1.0, stop_at_eos=False)
     assert max(sampled.token_ids) < TINY_VOCAB
+    acceptance = position_acceptance(pair, "hello", max_new_tokens=8)  # theory: p and q over the same columns
+    assert acceptance.shape == (8,) and 0 <= float(acceptance.min()) <= float(acceptance.max()) <= 1
 
 
 def test_padded_pair_releases_its_logit_hooks():
