@@ -65,6 +65,15 @@ def test_settings_presets_and_bad_options():
             bench.resolve_settings(namespace(**bad))
 
 
+@pytest.mark.parametrize("bad, option", [(["--repeats", "0"], "--repeats"), (["--methods", "plain,warp"], "--methods"),
+                                         (["--prompts", "poetry"], "--prompts"), (["--threads", "0"], "--threads")])
+def test_bad_option_is_one_line_and_exit_code_2_before_loading(bad, option, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "load_pair", lambda **_: pytest.fail("loaded a pair despite a bad option"))
+    assert main(["bench", *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and option in err and err.count("\n") == 1
+
+
 def test_shipped_prompts_and_selection(tmp_path):
     shipped = bench.select_prompts("all")
     assert len(shipped) >= 8 and {p["category"] for p in shipped} == {"code", "prose", "qa"}

@@ -77,3 +77,38 @@ def test_default_dtype_is_auto_and_says_what_it_chose(tiny_folders, capsys, monk
     assert "dtype auto -> int8: this CPU has no bf16 matrix instructions" in out
     assert "int8 on cpu" in out
     assert "same tokens as plain greedy decoding: True" in out  # int8 rows are independent: exact
+
+
+def test_stream_prints_the_continuation_as_it_grows(tiny_folders, capsys):
+    assert run_demo(tiny_folders, "--dtype", "float32", "-k", "3", "--stream") == 0
+    out = capsys.readouterr().out
+    streamed = out.split("--- streaming (speculative) ---\n")[1].split("\n")[0]
+    continuation = out.split("--- continuation (speculative) ---\n")[1].split("\n")[0]
+    assert streamed == continuation and len(continuation) > len("hello world")  # not a terminal: plain text
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_chat_template_is_applied_unless_raw_and_the_output_says_which(raw, monkeypatch, capsys):
+    def chat_pair(**_):
+        pair = tiny_pair("gpt2")
+        pair.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}.{% endfor %}"
+        return pair
+
+    prompts = []
+    generate = demo.speculative_generate
+    monkeypatch.setattr(demo, "load_pair", chat_pair)
+    monkeypatch.setattr(demo, "speculative_generate", lambda pair, prompt, *a, **k: prompts.append(prompt) or
+                        generate(pair, prompt, *a, **k))
+    assert demo.run(parse(["--prompt", "abc", "--max-new-tokens", "4", *(["--raw"] if raw else [])])) == 0
+    out = capsys.readouterr().out
+    if raw:
+        assert "prompt: raw text (--raw)" in out and prompts[-1] == "abc"
+    else:
+        assert "prompt: a user turn of the chat template" in out
+        assert prompts[-1] == [{"role": "user", "content": "abc"}]
+    assert "abc" in out.split("--- continuation (speculative) ---\n")[1]
+
+
+def test_without_a_chat_template_the_demo_says_it_sends_raw_text(tiny_folders, capsys):
+    assert run_demo(tiny_folders, "--dtype", "float32") == 0
+    assert "prompt: raw text (the tokenizer has no chat template)" in capsys.readouterr().out

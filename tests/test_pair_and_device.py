@@ -4,10 +4,11 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel, Qwen2ForCausalLM
 
-from specdec_lite import load_pair, pick_device
+from specdec_lite import autoregressive_generate, load_pair, pick_device, speculative_generate, tree_generate
+from specdec_lite.algorithm.theory import position_acceptance
 from specdec_lite.models.device import DEVICE_ENV_VAR
-from specdec_lite.models.pair import resolve_dtype
-from specdec_lite.models.tiny_models import TINY_VOCAB, save_tiny_pair
+from specdec_lite.models.pair import ModelPair, resolve_dtype
+from specdec_lite.models.tiny_models import TINY_ALPHABET, TINY_VOCAB, save_tiny_pair, tiny_model, tiny_tokenizer
 
 QWEN_VOCAB = 151_936
 
@@ -81,6 +82,53 @@ def test_vocabulary_mismatch_is_refused(tmp_path):
     draft_dir, target_dir = save_tiny_pair(tmp_path, draft_vocab=20, target_vocab=TINY_VOCAB)
     with pytest.raises(ValueError, match="must share a vocabulary.* 20 tokens.* 32"):
         load_pair(draft=draft_dir, target=target_dir, device="cpu")
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_padded_pair_loads_and_generates_the_target_greedy_tokens(arch, tmp_path):
+    # one tokenizer, embeddings padded differently (as Qwen2.5 0.5B: 151,936 rows vs 7B: 152,064)
+    draft_dir, target_dir = save_tiny_pair(tmp_path, arch=arch, draft_rows=TINY_VOCAB + 8,
+                                           target_rows=TINY_VOCAB + 16)
+    pair = load_pair(draft=draft_dir, target=target_dir, dtype="float32", device="cpu")
+    assert pair.target(input_ids=pair.encode("hello")).logits.shape == (1, 5, TINY_VOCAB)
+    reference = autoregressive_generate(pair, "hello", max_new_tokens=24, stop_at_eos=False).token_ids
+    for k in (1, 4):
+        assert speculative_generate(pair, "hello", max_new_tokens=24, k=k, stop_at_eos=False).token_ids == reference
+    assert tree_generate(pair, "hello", max_new_tokens=24, stop_at_eos=False).token_ids == reference
+    sampled = speculative_generate(pair, "hello", max_new_tokens=24, temperature=1.0, stop_at_eos=False)
+    assert max(sampled.token_ids) < TINY_VOCAB
+    acceptance = position_acceptance(pair, "hello", max_new_tokens=8)  # theory: p and q over the same columns
+    assert acceptance.shape == (8,) and 0 <= float(acceptance.min()) <= float(acceptance.max()) <= 1
+
+
+def test_padded_pair_releases_its_logit_hooks():
+    target = tiny_model("qwen2", vocab_size=TINY_VOCAB + 16)
+    pair = ModelPair.from_models(tiny_model("qwen2", seed=1, vocab_size=TINY_VOCAB + 8), target, tiny_tokenizer())
+    pair.release()
+    assert target(input_ids=torch.tensor([[1, 2]])).logits.shape[-1] == TINY_VOCAB + 16
+
+
+def test_tokenizers_with_other_ids_are_refused_naming_both_models(tmp_path):
+    draft_dir, target_dir = save_tiny_pair(tmp_path, draft_alphabet=TINY_ALPHABET[::-1])
+    with pytest.raises(ValueError, match=f"must share a vocabulary: the draft {draft_dir} has 32 tokens, "
+                                         f"the target {target_dir} has 32 \\(30 of the draft's tokens"):
+        load_pair(draft=draft_dir, target=target_dir, device="cpu")
+
+
+def test_from_models_builds_a_checked_pair_from_loaded_models():
+    draft, target = tiny_model("gpt2", seed=1), tiny_model("gpt2", seed=2)
+    pair = ModelPair.from_models(draft, target, tiny_tokenizer(), draft_tokenizer=tiny_tokenizer())
+    assert (pair.draft, pair.target, pair.dtype, pair.device) == (draft, target, torch.float32, torch.device("cpu"))
+    assert not pair.hooks  # same rows: the logits are left as they are
+    with pytest.raises(ValueError, match="must share a vocabulary: the draft GPT2LMHeadModel has 20 tokens, the target GPT2LMHeadModel"):
+        ModelPair.from_models(draft, target, tiny_tokenizer(), draft_tokenizer=tiny_tokenizer(20))
+    with pytest.raises(ValueError, match="an output row for each of the tokenizer's 32 tokens"):
+        ModelPair.from_models(tiny_model("gpt2", vocab_size=20), target, tiny_tokenizer())
+
+
+def test_load_pair_takes_keyword_arguments_only(tmp_path):
+    with pytest.raises(TypeError):
+        load_pair(tmp_path / "draft", tmp_path / "target")
 
 
 @pytest.mark.parametrize("given", [{"draft": "somewhere"}, {"target": "somewhere"}])

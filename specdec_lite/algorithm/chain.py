@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from transformers import DynamicCache
@@ -30,6 +31,9 @@ from .inputs import Prompt, Request, make_request, truncate_at_eos
 from .kv_cache import cache_length, forward_new_tokens, keep_first, new_cache
 from .results import EosCut, GenerationResult, GenerationStats, PlainStep, StepTrace, TraceStep
 from .verification import target_logits, verify
+
+# on_step(tokens, step): the tokens a step emitted (cut after an EOS) and the step
+StepCallback = Callable[[list[int], TraceStep], None]
 
 
 @dataclass
@@ -45,12 +49,13 @@ class LoopState:
     trace: list[TraceStep] = field(default_factory=list)
     start: float = field(default_factory=time.perf_counter)
     done: bool = False  # an EOS ended the run
+    on_step: StepCallback | None = None  # told each step's emitted tokens (streaming)
 
     @classmethod
-    def prefill(cls, pair: ModelPair, request: Request) -> LoopState:
+    def prefill(cls, pair: ModelPair, request: Request, on_step: StepCallback | None = None) -> LoopState:
         """Start the clock; new caches for draft and target holding every prompt token but the last."""
         ids = request.ids
-        state = cls(pair, request, ids, new_cache(pair.draft), new_cache(pair.target))
+        state = cls(pair, request, ids, new_cache(pair.draft), new_cache(pair.target), on_step=on_step)
         if ids.shape[1] > 1:
             forward_new_tokens(pair.target, state.target_cache, ids[:, :-1], logits_to_keep=1)  # logits unused
             forward_new_tokens(pair.draft, state.draft_cache, ids[:, :-1], logits_to_keep=1)
@@ -75,12 +80,14 @@ class LoopState:
         return PlainStep(int(self.request.sampling.next_token(logits, self.request.generator)))
 
     def append(self, step: TraceStep) -> None:
-        """Record `step`, append what it emitted (cut after an EOS, recorded as `EosCut`), and crop both
-        caches to all of `ids` but its last token (the rejected drafts go)."""
+        """Record `step`, append what it emitted (cut after an EOS, recorded as `EosCut`), tell `on_step`,
+        and crop both caches to all of `ids` but its last token (the rejected drafts go)."""
         self.trace.append(step)
         emitted, self.done = truncate_at_eos(step.emitted, self.request.eos)
         if self.done:
             self.trace.append(EosCut(len(emitted)))
+        if self.on_step is not None:
+            self.on_step(emitted, step)
         self.ids = torch.cat([self.ids, torch.tensor([emitted], device=self.ids.device)], dim=1)
         keep_first(self.target_cache, self.ids.shape[1] - 1)
         keep_first(self.draft_cache, min(cache_length(self.draft_cache), self.ids.shape[1] - 1))
@@ -122,19 +129,22 @@ def speculative_generate(
     pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, k: DraftLength | str = 4,
     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
-    min_confidence: float = 0.0,
+    min_confidence: float = 0.0, on_step: StepCallback | None = None,
 ) -> GenerationResult:
     """Speculative decoding of `prompt` with `pair.draft` proposing and `pair.target` verifying.
 
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     `k` is the draft length: an int, a policy such as `HeuristicK()`, or "auto" (`CostAwareK` from
-    the pair's measured costs, `theory.calibrate`: seconds the first time, cached after).
+    the pair's measured costs, `theory.calibrate`: seconds the first time, cached after). `prompt`:
+    text, ids, or chat messages (see `inputs.prompt_ids`). `on_step(tokens, step)`, if given, is called
+    after each step with the tokens it emitted (cut after an EOS) and the step itself (for the roles of
+    its tokens): joined, those tokens are result.token_ids (streaming).
     """
     policy = copy.copy(draft_length_policy(k, pair))
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
-    state = LoopState.prefill(pair, request)
+    state = LoopState.prefill(pair, request, on_step)
     while state.remaining > 0:
         k_step = min(policy.next_k(), state.remaining - 1)  # never emit more than max_new_tokens
         if k_step == 0:  # one token left: a plain target step

@@ -1,24 +1,51 @@
 """Checking and normalizing what a user passes to a generate function.
 
+A prompt is text, token ids, or a chat: a list of {"role": ..., "content": ...} messages, which
+goes through the tokenizer's chat template with the assistant's turn opened (as Hugging Face's
+`apply_chat_template(..., add_generation_prompt=True)`).
+
 What it does not do: batching. One prompt at a time; a batch of more than one is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..models.pair import ModelPair
 from .sampling import Sampling
 
-Prompt = str | Sequence[int] | torch.Tensor
+Message = Mapping[str, str]  # {"role": "user", "content": "..."}
+Prompt = str | Sequence[int] | torch.Tensor | Sequence[Message]
+
+
+def chat_text(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> str:
+    """The messages through the tokenizer's chat template, ending with the assistant's turn opened.
+
+    ValueError naming `prompt` when a message is not a {"role", "content"} mapping or the
+    tokenizer has no chat template (pass the text itself then).
+    """
+    for message in messages:
+        if not isinstance(message, Mapping) or not {"role", "content"} <= message.keys():
+            raise ValueError(f'prompt messages must be {{"role": ..., "content": ...}} mappings, got {message!r}')
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("prompt is a list of chat messages, but the tokenizer has no chat template; pass text")
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
+def is_chat(prompt: Prompt) -> bool:
+    """Whether `prompt` is a list of chat messages (its first item a mapping)."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and isinstance(prompt[0], Mapping)
 
 
 def prompt_ids(pair: ModelPair, prompt: Prompt) -> torch.Tensor:
     """The prompt as ids [1, n] on the pair's device; ValueError for an empty prompt or a batch."""
+    if is_chat(prompt):  # the template carries its own special tokens
+        text = chat_text(pair.tokenizer, prompt)
+        return pair.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(pair.device)
     if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], str):
         if len(prompt) > 1:
             raise ValueError(f"prompt must be one prompt, got a batch of {len(prompt)}")

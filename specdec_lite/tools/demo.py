@@ -3,7 +3,9 @@
 Loads a draft/target pair (default: the offline Qwen2.5-Coder 0.5B -> 1.5B pair), generates the
 same continuation twice, with the target alone and with the draft proposing K tokens per step,
 and prints the continuation, the acceptance rate α, the tokens per target forward, the tokens
-per second of both and the speed-up.
+per second of both and the speed-up. The prompt goes through the tokenizer's chat template as a
+user turn when there is one (as in the bench; `--raw` sends the text as it is), and the output
+says which; `--stream` prints the speculative continuation as it grows, coloured by role.
 
 What it does not do: benchmark (one prompt, one run each after a short warm-up; see `bench`),
 or guarantee a speed-up: on a CPU without a fast bf16 matrix path verifying K tokens costs
@@ -19,12 +21,13 @@ import time
 import torch
 
 from ..algorithm.autoregressive import autoregressive_generate
-from ..algorithm.chain import speculative_generate
+from ..algorithm.chain import StepCallback, speculative_generate
+from ..algorithm.inputs import Prompt
 from ..algorithm.results import GenerationResult
 from ..algorithm.sampling import Sampling
 from ..models.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, is_built
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair, weight_count
-from .trace_view import legend_text, token_decoder, trace_text
+from .trace_view import legend_text, stream_text, token_decoder, trace_text
 
 DEFAULT_PROMPT = 'def is_palindrome(text: str) -> bool:\n    """Return True if text reads the same backwards."""\n'
 WARMUP_TOKENS = 2
@@ -46,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda or mps (default: $SPECDEC_LITE_DEVICE, else the best available)")
     parser.add_argument("--draft", default=None, help="draft model: hub id or folder (default: the offline pair)")
     parser.add_argument("--target", default=None, help="target model: hub id or folder (default: the offline pair)")
+    parser.add_argument("--raw", action="store_true",
+                        help="send the prompt as it is (default: as a user turn of the chat template, when the "
+                             "tokenizer has one, as the bench does)")
+    parser.add_argument("--stream", action="store_true",
+                        help="print the speculative continuation as it grows, coloured by accepted / corrected / "
+                             "bonus token (the printing is inside the timed run)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -67,13 +76,38 @@ def announce_first_build(args: argparse.Namespace) -> None:
               "1-6 minutes; later runs load in seconds.", flush=True)
 
 
-def generate_both(pair: ModelPair, args: argparse.Namespace) -> tuple[GenerationResult, GenerationResult]:
-    """Plain and speculative runs with the same settings, each after a short warm-up."""
+def demo_prompt(pair: ModelPair, args: argparse.Namespace) -> tuple[Prompt, str]:
+    """The prompt to send (a one-message chat if the tokenizer has a template, unless --raw) and a line saying which."""
+    if args.raw or not getattr(pair.tokenizer, "chat_template", None):
+        reason = "--raw" if args.raw else "the tokenizer has no chat template"
+        return args.prompt, f"prompt: raw text ({reason})"
+    chat = [{"role": "user", "content": args.prompt}]
+    return chat, "prompt: a user turn of the chat template (--raw: the text as it is)"
+
+
+def stream_printer(pair: ModelPair) -> StepCallback:
+    """An `on_step` callback printing each step's tokens as they come, coloured by role on a terminal."""
+    color = sys.stdout.isatty()
+
+    def decode(token: int) -> str:
+        return pair.decode([token])
+
+    return lambda tokens, step: print(stream_text(tokens, step, decode, color), end="", flush=True)
+
+
+def generate_both(pair: ModelPair, prompt: Prompt,
+                  args: argparse.Namespace) -> tuple[GenerationResult, GenerationResult]:
+    """Plain and speculative runs with the same settings, each after a short warm-up (the last streamed if --stream)."""
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    autoregressive_generate(pair, args.prompt, WARMUP_TOKENS, **sampling)
-    plain = autoregressive_generate(pair, args.prompt, args.max_new_tokens, **sampling)
-    speculative_generate(pair, args.prompt, WARMUP_TOKENS, k=args.k, **sampling)
-    speculative = speculative_generate(pair, args.prompt, args.max_new_tokens, k=args.k, **sampling)
+    autoregressive_generate(pair, prompt, WARMUP_TOKENS, **sampling)
+    plain = autoregressive_generate(pair, prompt, args.max_new_tokens, **sampling)
+    speculative_generate(pair, prompt, WARMUP_TOKENS, k=args.k, **sampling)
+    if args.stream:
+        print(f"\n--- streaming (speculative) ---\n{args.prompt}", end="", flush=True)
+    on_step = stream_printer(pair) if args.stream else None
+    speculative = speculative_generate(pair, prompt, args.max_new_tokens, k=args.k, on_step=on_step, **sampling)
+    if args.stream:
+        print()
     return plain, speculative
 
 
@@ -111,10 +145,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     announce_first_build(args)
     start = time.perf_counter()
-    pair = load_pair(args.draft, args.target, dtype=args.dtype, device=args.device)
+    pair = load_pair(draft=args.draft, target=args.target, dtype=args.dtype, device=args.device)
     print(f"loaded the pair in {time.perf_counter() - start:.1f} s "
           f"(draft {weight_count(pair.draft) / 1e6:.0f}M, target {weight_count(pair.target) / 1e6:.0f}M "
           f"weights, {str(pair.dtype).removeprefix('torch.')} on {pair.device})", flush=True)
-    plain, speculative = generate_both(pair, args)
+    prompt, prompt_note = demo_prompt(pair, args)
+    print(prompt_note, flush=True)
+    plain, speculative = generate_both(pair, prompt, args)
     report(pair, plain, speculative, args)
     return 0

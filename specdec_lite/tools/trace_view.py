@@ -9,7 +9,8 @@ Every drafted token gets a role, and each role has its own colour (`plots.COLORS
   bonus       the target's extra token after a fully accepted step <tok>
   target      a plain target step with nothing drafted (the last token of a run can be one)  (tok)
 Steps are separated by a bar. `trace_html` builds HTML for a notebook, `trace_text` a plain-text
-version for terminals (optionally with ANSI colours), e.g. for the CLI demo.
+version for terminals (optionally with ANSI colours), e.g. for the CLI demo; `stream_text` the
+text of one streamed step (`on_step`), coloured by role, for `demo --stream`.
 
 A trace (`GenerationResult.trace`) records every step, each told apart by its type: `StepTrace`
 (a drafted chain step), `TreeStepTrace` (a tree step, from `tree_generate`: node `tokens`, node 0
@@ -187,6 +188,19 @@ def trace_text(trace: Sequence[TraceStep], decode: Decode, color: bool = False) 
     for mark in trace_marks(trace):
         steps.setdefault(mark.step, []).append(token_text(mark, decode, color))
     return " | ".join("".join(tokens) for tokens in steps.values())
+
+
+def stream_text(tokens: Sequence[int], step: StepTrace | TreeStepTrace | PlainStep, decode: Decode,
+                color: bool = False) -> str:
+    """The text of the `tokens` one step emitted (an `on_step` call), each ANSI-coloured by its role when `color`.
+
+    Roles: accepted, correction, bonus or target (rejected drafts were never emitted). What it
+    does not do: mark roles without colour (the text is returned as it is), or join a character
+    whose bytes span two tokens (each token is decoded alone, so such a character shows as �).
+    """
+    marks = [mark for mark in step_marks(step, 0) if mark.role != "rejected"][: len(tokens)]
+    return "".join(f"\x1b[{ANSI[mark.role]}m{decode(mark.token)}\x1b[0m" if color else decode(mark.token)
+                   for mark in marks)
 
 
 def tree_branches(step: TreeStepTrace) -> list[list[int]]:
