@@ -146,3 +146,12 @@ def test_quantize_model_leaves_the_original_float_model_usable():
     quantize_model(pair.target)
     ids = torch.tensor([[1, 2, 3]])
     assert torch.isfinite(original(ids).logits).all() and torch.isfinite(pair.target(ids).logits).all()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_weight_count_of_an_int8_model_equals_the_float_models_parameters(arch):
+    from specdec_lite.models.pair import weight_count
+
+    model = tiny_pair(arch).target
+    expected = model.num_parameters()
+    assert weight_count(quantize_model(model)) == expected
