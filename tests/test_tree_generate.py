@@ -181,3 +181,10 @@ def test_chains_shape_is_n_branches_disjoint_chains():
     tree = proposal.tree
     assert len(tree) == 13 and len(tree.children(0)) == 3 and len(tree.leaves()) == 3
     assert proposal.forwards == 4 and proposal.n_fed == 9 and proposal.cache_slots == list(range(-1, 12))
+
+
+@pytest.mark.parametrize("make, name", [(lambda: Chains(0, 2), "n_branches"), (lambda: Chains(2, 0), "depth"),
+                                        (lambda: Dynamic(0, 2), "n_nodes"), (lambda: Dynamic(4, 0), "depth")])
+def test_shapes_check_their_arguments(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

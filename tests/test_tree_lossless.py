@@ -81,8 +81,10 @@ def keep_q_after_rejection(p: torch.Tensor, q: torch.Tensor, token: int) -> tupl
 
 def test_dynamic_tree_keeping_q_after_a_rejection_fails_the_same_test(monkeypatch):
     monkeypatch.setattr(tree_verification, "after_rejection", keep_q_after_rejection)
-    passes, p_value, tv, bound = check(trigram_pair(VOCAB), dict(shape="dynamic", n_nodes=6, depth=2), 0.7, 0, 0.9)
-    print(f"control (q kept): p={p_value:.3g} TV={tv:.4f} (bound {bound:.4f})")
+    n_nodes, depth, temperature, top_k, top_p = DYNAMIC_SETTINGS[2]  # at T = 0.7, top-p 0.9 a sibling seldom matters
+    tree = dict(shape="dynamic", n_nodes=n_nodes, depth=depth)
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), tree, temperature, top_k, top_p)
+    print(f"control (q kept) {tree} T={temperature} top_k={top_k}: p={p_value:.3g} TV={tv:.4f} (bound {bound:.4f})")
     assert not passes, f"the kept-q rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 

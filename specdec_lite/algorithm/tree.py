@@ -42,21 +42,13 @@ def tree_shape(shape: str, n_branches: int | None, n_nodes: int | None, depth: i
     """`Chains(n_branches or 3, depth)` or `Dynamic(n_nodes or 8, depth)`; ValueError naming a bad argument."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
     if shape == "chains":
         if n_nodes is not None:
             raise ValueError("n_nodes applies to shape='dynamic'; chains have n_branches * depth nodes")
-        n_branches = 3 if n_branches is None else n_branches
-        if n_branches < 1:
-            raise ValueError(f"n_branches must be >= 1, got {n_branches}")
-        return Chains(n_branches, depth)
+        return Chains(3 if n_branches is None else n_branches, depth)
     if n_branches is not None:
         raise ValueError("n_branches applies to shape='chains'; a dynamic tree branches where the draft is unsure")
-    n_nodes = 8 if n_nodes is None else n_nodes
-    if n_nodes < 1:
-        raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
-    return Dynamic(n_nodes, depth)
+    return Dynamic(8 if n_nodes is None else n_nodes, depth)
 
 
 def check_tree_models(pair: ModelPair) -> None:

@@ -42,12 +42,22 @@ from .token_tree import TokenTree, forward_tree_nodes
 NodeKey = tuple[float, int, int]  # (-score, depth, order): smaller is better
 
 
+def check_positive(**values: int) -> None:
+    """ValueError naming the first argument below 1."""
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 @dataclass(frozen=True)
 class Chains:
     """n_branches chains of `depth` tokens under the root: n_branches * depth drafted nodes."""
 
     n_branches: int
     depth: int
+
+    def __post_init__(self) -> None:
+        check_positive(n_branches=self.n_branches, depth=self.depth)
 
     @property
     def n_nodes(self) -> int:
@@ -65,6 +75,9 @@ class Dynamic:
 
     n_nodes: int
     depth: int
+
+    def __post_init__(self) -> None:
+        check_positive(n_nodes=self.n_nodes, depth=self.depth)
 
     def n_children(self, level: int, scores: list[float], ranked_q: torch.Tensor, chosen: list[NodeKey]) -> list[int]:
         """scores: [F] of the frontier nodes; ranked_q: [F, n] each one's q sorted down; chosen: the kept nodes' keys.
