@@ -26,7 +26,11 @@ def autoregressive_generate(
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
     model: PreTrainedModel | None = None,
 ) -> GenerationResult:
-    """Generate with `model` (default: the pair's target) one token per forward pass."""
+    """Generate with `model` (default: the pair's target) one token per forward pass.
+
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
+    """
     model = pair.target if model is None else model
     request = make_request(pair, prompt, max_new_tokens, [model], temperature=temperature, top_k=top_k,
                            top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)

@@ -129,6 +129,8 @@ def speculative_generate(
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     `k` is the draft length: an int, or a policy such as `HeuristicK()`.
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     policy = copy.copy(draft_length_policy(k))
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,

@@ -87,6 +87,8 @@ def tree_generate(
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     stats.proposed counts the drafted nodes the target scored, stats.accepted the accepted path lengths.
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
