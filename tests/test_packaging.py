@@ -7,11 +7,13 @@ import shlex
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from specdec_lite.tools.cli import COMMANDS, build_parser
 
@@ -61,6 +63,21 @@ def test_environment_python_satisfies_requires_python():
     assert Requirement(f"python{pyproject()['requires-python']}").specifier.contains(version)
 
 
+def test_requires_python_promises_no_python_the_installed_transformers_refuses():
+    lowest = min(spec.version for spec in SpecifierSet(pyproject()["requires-python"]) if spec.operator == ">=")
+    transformers_python = metadata.metadata("transformers")["Requires-Python"]
+    assert SpecifierSet(transformers_python).contains(lowest), (
+        f"requires-python allows {lowest}, transformers {metadata.version('transformers')} needs {transformers_python}")
+
+
+def test_hash_pinned_models_requirements_match_the_models_extra():
+    text = (ROOT / "requirements-models.txt").read_text().replace("\\\n", " ")
+    entries = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert sorted(words[0] for words in entries) == sorted(pyproject()["optional-dependencies"]["models"])
+    for words in entries:
+        assert len(words) == 2 and re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", words[1]), words
+
+
 def readme_commands() -> list[list[str]]:
     """Each line of the README's bash blocks as commands (shell words; continuations joined, comments dropped);
     a line `a && b` gives the commands a and b in a row. Does not expand variables or follow pipes."""
@@ -89,7 +106,8 @@ def test_readme_commands_exist_and_pin_the_ci_torch():
     assert pip_installs, "the README shows no pip install command"
     extras = set(pyproject()["optional-dependencies"])
     for words in pip_installs:
-        assert TORCH_PIN in words, f"README: {shlex.join(words)} does not pin {TORCH_PIN} as CI does"
+        if "-e" in words or any(word.startswith("torch") for word in words):  # installs this package or torch
+            assert TORCH_PIN in words, f"README: {shlex.join(words)} does not pin {TORCH_PIN} as CI does"
         assert pip_extras(words) <= extras, f"README: {shlex.join(words)} names an extra pyproject.toml lacks"
     parser = build_parser()
     for words in commands:
