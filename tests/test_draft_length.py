@@ -5,8 +5,9 @@ import torch
 
 from specdec_lite.algorithm.autoregressive import autoregressive_generate
 from specdec_lite.algorithm.chain import speculative_generate
-from specdec_lite.algorithm.draft import confidence
+from specdec_lite.algorithm.draft import confidence, propose
 from specdec_lite.algorithm.draft_length import FixedK, HeuristicK, draft_length_policy
+from specdec_lite.algorithm.kv_cache import cache_length, new_cache
 from specdec_lite.algorithm.results import StepTrace
 from specdec_lite.models.tiny_models import tiny_pair
 
@@ -70,6 +71,21 @@ def test_confidence_stop_shortens_drafts(pair):
     assert lengths[0.0][:2] == [6, 6]  # without the stop, every step drafts K (until max_new_tokens nears)
     mean = {threshold: sum(ks) / len(ks) for threshold, ks in lengths.items()}
     assert mean[0.999] < mean[0.0]  # some drafts stopped early
+
+
+def test_confidence_stop_proposes_the_unsure_token_and_pays_no_extra_forward(pair):
+    lengths = []
+    for prompt in PROMPTS:
+        ids, cache = pair.encode(prompt), new_cache(pair.draft)
+        proposal = propose(pair.draft, cache, ids, 6, min_confidence=0.3)
+        n = len(proposal.tokens)
+        assert proposal.forwards == n and cache_length(cache) == ids.shape[1] + n - 1  # the last token is not fed
+        full = pair.draft(torch.cat([ids[0], proposal.tokens])[None]).logits[0, ids.shape[1] - 1: -1]  # [n, vocab]
+        tops = full.softmax(-1).max(-1).values.tolist()  # the draft's confidence at each proposed position
+        assert all(top >= 0.3 for top in tops[:-1]), prompt  # drafting went on only after confident tokens
+        assert n == 6 or tops[-1] < 0.3, prompt  # it stopped after the first unsure one, which it still proposed
+        lengths.append(n)
+    assert len(set(lengths)) > 1, lengths  # the stop did cut some drafts and not others
 
 
 def test_heuristic_k_with_confidence_stop_is_greedy_exact_and_sampling_is_seeded(pair):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from specdec_lite import StepTrace, autoregressive_generate, speculative_generate
+from specdec_lite import StepTrace, autoregressive_generate, speculative_generate, tree_generate
+from specdec_lite.algorithm.inputs import make_generator
 from specdec_lite.models.tiny_models import TINY_ALPHABET, tiny_pair
 
 GENERATORS = [autoregressive_generate, speculative_generate]
@@ -21,10 +22,25 @@ def test_same_seed_same_tokens_other_seed_other_tokens(pair, generate):
 
 
 @pytest.mark.parametrize("generate", GENERATORS)
-def test_a_passed_generator_is_used(pair, generate):
-    a = generate(pair, "hello", 30, temperature=1.0, generator=torch.Generator().manual_seed(5)).token_ids
-    b = generate(pair, "hello", 30, temperature=1.0, generator=torch.Generator().manual_seed(5)).token_ids
-    assert a == b
+def test_a_passed_generator_is_used_instead_of_the_seed(pair, generate):
+    def run(seed: int, generator_seed: int) -> list[int]:
+        generator = torch.Generator().manual_seed(generator_seed)
+        return generate(pair, "hello", 30, temperature=1.0, seed=seed, generator=generator).token_ids
+
+    assert run(seed=1, generator_seed=5) == run(seed=2, generator_seed=5)  # the seed is not used
+    assert run(seed=1, generator_seed=5) != run(seed=1, generator_seed=6)  # the generator is
+
+
+@pytest.mark.parametrize("generate", GENERATORS + [tree_generate])
+def test_seed_none_is_fresh_randomness(pair, generate):
+    runs = [generate(pair, "hello", 40, temperature=1.0, seed=None).token_ids for _ in range(2)]
+    assert runs[0] != runs[1]
+
+
+def test_a_generator_on_another_device_is_a_value_error():
+    with pytest.raises(ValueError, match="generator is on cpu but the pair runs on cuda"):
+        make_generator(torch.device("cuda"), 0, torch.Generator())  # checked before anything touches CUDA
+    assert make_generator(torch.device("cpu"), None, generator := torch.Generator()) is generator
 
 
 @pytest.mark.parametrize("generate", GENERATORS)
@@ -47,13 +63,13 @@ def test_eos_stops_generation(pair, temperature):
 
 
 def test_stats_are_consistent(pair):
-    result = speculative_generate(pair, "hello world", 40, k=4)
+    result = speculative_generate(pair, "hello world", 40, k=4, stop_at_eos=False)
     stats = result.stats
     assert stats.new_tokens == len(result.token_ids) == 40
     drafted = [step for step in result.trace if isinstance(step, StepTrace)]
     assert stats.accepted == sum(step.n_accepted for step in drafted)
     assert stats.proposed == sum(len(step.proposed) for step in drafted)
-    assert sum(len(step.emitted) for step in drafted) >= 40  # the last step may be cut at max_new_tokens
+    assert [token for step in result.trace for token in step.emitted] == result.token_ids  # no step is cut
     assert stats.target_forwards == len(result.trace) + 1  # + the prefill
     assert result.text == pair.decode(result.token_ids)
 

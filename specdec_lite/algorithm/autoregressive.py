@@ -29,6 +29,8 @@ def autoregressive_generate(
     """Generate with `model` (default: the pair's target) one token per forward pass.
 
     `prompt`: text, ids, or chat messages (see `inputs.prompt_ids`).
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     model = pair.target if model is None else model
     request = make_request(pair, prompt, max_new_tokens, [model], temperature=temperature, top_k=top_k,

@@ -140,6 +140,8 @@ def speculative_generate(
     text, ids, or chat messages (see `inputs.prompt_ids`). `on_step(tokens, step)`, if given, is called
     after each step with the tokens it emitted (cut after an EOS) and the step itself (for the roles of
     its tokens): joined, those tokens are result.token_ids (streaming).
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     policy = copy.copy(draft_length_policy(k, pair))
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,

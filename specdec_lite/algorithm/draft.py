@@ -45,22 +45,25 @@ def propose(
 ) -> DraftProposal:
     """Draft up to `k` tokens after `pending_ids` [1, m] (the tokens not yet in the draft's cache).
 
-    Afterwards the cache also holds pending_ids and x_1..x_{K-1}; x_K is never fed (nothing
-    needs its logits). Drafting stops early once the draft's top probability for the next
-    token drops below `min_confidence` (at least one token is always proposed); when greedy,
-    that is the top probability of softmax(logits), as in Hugging Face's assistant threshold.
+    Every proposed token but the last is fed to the draft, so afterwards the cache holds
+    pending_ids and x_1..x_{n-1} for n proposed tokens; the last, x_n, is never fed (nothing
+    needs its logits). The confidence stop: once a proposed token's confidence is below
+    `min_confidence`, drafting stops after it; that token is still proposed, since its draft
+    forward is already paid (Hugging Face's assistant keeps it too), so the stop costs no
+    forward. Confidence is the draft's top probability at that position: of q, or of
+    softmax(logits) when greedy, where it is Hugging Face's `assistant_confidence_threshold`
+    test (which looks at the drawn token's probability, the top one when greedy). At least one
+    token is always proposed.
     """
     logits = forward_new_tokens(draft, cache, pending_ids, logits_to_keep=1)[-1]  # [vocab]
     forwards = 1
     tokens, qs = [], []
     for i in range(k):
         q_i = sampling.probs(logits)  # [vocab]
-        if i > 0 and min_confidence > 0 and confidence(logits, q_i, sampling.temperature) < min_confidence:
-            break
-        x_i = q_i.argmax(-1) if sampling.greedy else sample(q_i, generator)  # [] greedy needs no draw
-        tokens.append(x_i)
+        tokens.append(q_i.argmax(-1) if sampling.greedy else sample(q_i, generator))  # [] greedy needs no draw
         qs.append(q_i)
-        if i < k - 1:
-            logits = forward_new_tokens(draft, cache, x_i.view(1, 1))[-1]
-            forwards += 1
+        if i == k - 1 or confidence(logits, q_i, sampling.temperature) < min_confidence:
+            break
+        logits = forward_new_tokens(draft, cache, tokens[-1].view(1, 1))[-1]
+        forwards += 1
     return DraftProposal(torch.stack(tokens), torch.stack(qs), forwards)

@@ -117,11 +117,30 @@ def eos_token_ids(model: PreTrainedModel, tokenizer=None) -> set[int]:
     return {eos} if isinstance(eos, int) else set(eos)
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether `a` and `b` are one device; a missing index ("cuda") matches any index of its type."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
 def make_generator(device: torch.device, seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    """The generator every random draw of one run uses: `generator` if given, else one seeded with `seed`."""
+    """The generator every random draw of one run uses, on `device`.
+
+    `generator` if given (ValueError if it lives on another device: torch draws only from a
+    generator on the tensor's device); else a new one seeded with `seed`, or, for `seed=None`,
+    with fresh randomness (`torch.Generator.seed()`), so that two runs differ. It does not move
+    or copy a passed generator.
+    """
     if generator is not None:
+        if not same_device(torch.device(generator.device), torch.device(device)):
+            raise ValueError(f"generator is on {generator.device} but the pair runs on {device}; "
+                             f"pass torch.Generator(device={str(device)!r}) or a seed")
         return generator
-    return torch.Generator(device=device).manual_seed(0 if seed is None else seed)
+    fresh = torch.Generator(device=device)
+    if seed is None:
+        fresh.seed()
+    else:
+        fresh.manual_seed(seed)
+    return fresh
 
 
 def truncate_at_eos(tokens: list[int], eos: set[int]) -> tuple[list[int], bool]:

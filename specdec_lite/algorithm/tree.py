@@ -113,6 +113,8 @@ def tree_generate(
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     stats.proposed counts the drafted nodes the target scored, stats.accepted the accepted path lengths.
     `prompt` and `on_step` (streaming) as in `speculative_generate`.
+    `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
+    call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
                            top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
