@@ -22,7 +22,8 @@ others return their slice of that result.
 
 What it does not do: GPUs or Apple's MPS (FBGEMM is an x86/ARM CPU library; use bf16/fp16
 there), static (calibrated) activation scales, int4, or quantizing the embedding table (the
-input embedding is a lookup, not a matrix product, and stays in float32).
+input embedding is a lookup, not a matrix product, and stays in float32). A head tied to the
+input embedding (GPT-2) becomes an int8 matrix of its own.
 """
 
 from __future__ import annotations
