@@ -112,3 +112,15 @@ def test_chat_template_is_applied_unless_raw_and_the_output_says_which(raw, monk
 def test_without_a_chat_template_the_demo_says_it_sends_raw_text(tiny_folders, capsys):
     assert run_demo(tiny_folders, "--dtype", "float32") == 0
     assert "prompt: raw text (the tokenizer has no chat template)" in capsys.readouterr().out
+
+
+def test_k_auto_is_the_default_and_prints_the_k_of_each_step(tiny_folders, capsys):
+    assert demo.DEFAULT_K == "auto" and parse([]).k == "auto"
+    assert run_demo(tiny_folders, "--dtype", "float32") == 0
+    out = capsys.readouterr().out
+    assert "K = auto, per step [" in out and "same tokens as plain greedy decoding: True" in out
+
+
+def test_k_must_be_a_number_or_auto():
+    with pytest.raises(SystemExit):
+        parse(["-k", "fast"])

@@ -31,7 +31,7 @@ from ..models.offline_pair import cache_dir
 from ..models.pair import ModelPair
 from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
-from .inputs import Prompt, prompt_ids
+from .inputs import Prompt, context_window, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
 from .sampling import logits_to_probs
 
@@ -96,7 +96,7 @@ def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1,
         raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
                          f"{context_length}, {n_tokens}, {repeats}")
     generator = torch.Generator().manual_seed(0)
-    vocab = model.config.vocab_size
+    vocab = model.get_input_embeddings().num_embeddings  # the config may count fewer or more rows
     ids = torch.randint(vocab, (1, context_length + n_tokens), generator=generator).to(model.device)
     cache = new_cache(model)
     forward_new_tokens(model, cache, ids[:, :context_length], logits_to_keep=1)
@@ -169,6 +169,8 @@ def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeat
     known = json.loads(path.read_text()) if path.is_file() else {}
     if key in known and not refresh:
         return Costs(known[key]["c"], tuple(known[key]["verify_costs"]))
+    window = min(context_window(pair.draft), context_window(pair.target))
+    context_length = max(1, min(context_length, window - k_max - 1))  # small models have short windows
     costs = Costs(measure_c(pair, (context_length,), repeats),
                   tuple(measure_verify_cost(pair.target, range(1, k_max + 1), context_length, repeats).values()))
     if key is not None:

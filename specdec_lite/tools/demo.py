@@ -23,7 +23,7 @@ import torch
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import StepCallback, speculative_generate
 from ..algorithm.inputs import Prompt
-from ..algorithm.results import GenerationResult
+from ..algorithm.results import GenerationResult, StepTrace
 from ..algorithm.sampling import Sampling
 from ..models.offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, is_built
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair, weight_count
@@ -31,13 +31,26 @@ from .trace_view import legend_text, stream_text, token_decoder, trace_text
 
 DEFAULT_PROMPT = 'def is_palindrome(text: str) -> bool:\n    """Return True if text reads the same backwards."""\n'
 WARMUP_TOKENS = 2
+DEFAULT_K = "auto"  # the best draft-length policy of the bench (README, "Speed on a CPU")
+
+
+def draft_length(text: str) -> int | str:
+    """The -k option: a whole number, or "auto" (the cost-aware K of the pair's measured costs)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or 'auto', got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT,
                         help="the text to continue (a code prompt suits the Coder pair)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="how many tokens to generate at most")
-    parser.add_argument("-k", type=int, default=4, help="draft length K: tokens the draft proposes per step")
+    parser.add_argument("-k", type=draft_length, default=DEFAULT_K,
+                        help="draft length K: tokens the draft proposes per step, or 'auto' (the K the speed-up "
+                             "formula picks from this machine's measured costs and the acceptance so far)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy; > 0 samples")
     parser.add_argument("--top-k", type=int, default=0, help="keep only the k most likely tokens (0 = off)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
@@ -59,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """ValueError naming the option, before any slow loading."""
-    if args.k < 1:
-        raise ValueError(f"-k must be >= 1, got {args.k}")
+    if args.k != "auto" and args.k < 1:
+        raise ValueError(f"-k must be >= 1 or 'auto', got {args.k}")
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if not args.prompt:
@@ -125,7 +138,9 @@ def report(pair: ModelPair, plain: GenerationResult, speculative: GenerationResu
         note = "" if exact else " (bf16/fp16 round K-token and 1-token forwards differently; float32 and int8 are exact)"
         print(f"same tokens as plain greedy decoding: {same}{note}")
     s, a = speculative.stats, plain.stats
-    print(f"K = {args.k}: accepted / drafted = {s.acceptance_rate:.2f} ({s.accepted}/{s.proposed} drafted tokens kept; "
+    ks = [len(step.proposed) for step in speculative.trace if isinstance(step, StepTrace)]
+    k_label = f"auto, per step {ks}" if args.k == "auto" else args.k
+    print(f"K = {k_label}: accepted / drafted = {s.acceptance_rate:.2f} ({s.accepted}/{s.proposed} drafted tokens kept; "
           "drafts after a step's first rejection are never tested, so this is below α)")
     print(f"tokens per target forward: speculative {s.tokens_per_target_forward:.2f}, "
           f"plain {a.tokens_per_target_forward:.2f}")
