@@ -41,6 +41,7 @@ def test_bad_settings_name_the_knob(changes, argument):
 
 def test_active_controls_per_method():
     assert "k" in active_controls("chain") and "n_branches" not in active_controls("chain")
+    assert "k" not in active_controls("auto") and "n_branches" not in active_controls("auto")
     assert "k" in active_controls("adaptive")
     assert {"n_branches", "depth"} <= active_controls("tree") and "k" not in active_controls("tree")
     with pytest.raises(ValueError, match="method"):
@@ -53,7 +54,7 @@ def test_plain_key_ignores_what_the_baseline_does_not_depend_on():
     assert plain_key(base) != plain_key(ExplorerSettings("hello", temperature=0.5))
 
 
-@pytest.mark.parametrize("method", ["chain", "adaptive"])
+@pytest.mark.parametrize("method", ["auto", "chain", "adaptive"])
 def test_greedy_run_equals_plain_and_reports_its_numbers(pair, method):
     output = run_request(pair, ExplorerSettings("hello world", method=method, k=3, max_new_tokens=20))
     stats = output.result.stats
@@ -101,7 +102,7 @@ def test_error_html_escapes():
 
 
 def test_widget_run_button_shows_the_trace(pair):
-    panel = build_explorer(pair, ExplorerSettings("hello world", max_new_tokens=8))
+    panel = build_explorer(pair, ExplorerSettings("hello world", method="chain", max_new_tokens=8))
     *controls, run_button, shown = panel.children
     assert len(controls) == len(ExplorerSettings.__dataclass_fields__)
     run_button.click()
@@ -109,12 +110,12 @@ def test_widget_run_button_shows_the_trace(pair):
 
 
 def test_widget_greys_out_controls_and_shows_errors(pair):
-    panel = build_explorer(pair, ExplorerSettings("hello world", max_new_tokens=8))
+    panel = build_explorer(pair, ExplorerSettings("hello world", method="chain", max_new_tokens=8))
     by_name = {control.description: control for control in panel.children[:-2]}
     assert by_name["tree n_branches"].disabled and not by_name["K (draft length)"].disabled
     by_name["method"].value = "tree"
     assert not by_name["tree n_branches"].disabled and by_name["K (draft length)"].disabled
-    by_name["method"].value = METHODS[0]
+    by_name["method"].value = "chain"
     by_name["prompt"].value = ""
     panel.children[-2].click()
     assert "prompt must not be empty" in panel.children[-1].value

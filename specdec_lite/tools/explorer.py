@@ -25,18 +25,19 @@ from ..algorithm.tree import tree_generate
 from ..models.pair import ModelPair
 from .trace_view import token_decoder, trace_html, tree_branches_html
 
-METHODS = ("chain", "adaptive", "tree")
-METHOD_LABELS = {"chain": "chain, fixed K", "adaptive": "chain, adaptive K", "tree": "token tree"}
+METHODS = ("auto", "chain", "adaptive", "tree")
+METHOD_LABELS = {"auto": "chain, cost-aware K", "chain": "chain, fixed K", "adaptive": "chain, adaptive K", "tree": "token tree"}
 WARMUP_TOKENS = 2
 
 
 @dataclass(frozen=True)
 class ExplorerSettings:
-    """What the panel's controls hold. `k` is the draft length (the starting K for "adaptive");
+    """What the panel's controls hold. "auto" (the default) is the chain with the cost-aware K
+    (`k="auto"` of `speculative_generate`); `k` is the draft length of "chain" (the starting K for "adaptive");
     `n_branches` and `depth` shape the token tree (method "tree" only), as in `tree_generate`."""
 
     prompt: str
-    method: str = "chain"
+    method: str = "auto"
     k: int = 4
     temperature: float = 0.0
     top_p: float = 1.0
@@ -64,7 +65,7 @@ def active_controls(method: str) -> set[str]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     sampling = {"prompt", "temperature", "top_p", "max_new_tokens", "seed"}
-    return sampling | ({"n_branches", "depth"} if method == "tree" else {"k"})
+    return sampling | {"tree": {"n_branches", "depth"}, "auto": set()}.get(method, {"k"})
 
 
 def sampling_arguments(settings: ExplorerSettings) -> dict:
@@ -81,7 +82,7 @@ def run_method(pair: ModelPair, settings: ExplorerSettings, max_new_tokens: int)
     common = dict(max_new_tokens=max_new_tokens, **sampling_arguments(settings))
     if settings.method == "tree":
         return tree_generate(pair, settings.prompt, n_branches=settings.n_branches, depth=settings.depth, **common)
-    k = HeuristicK(k=settings.k, k_max=max(16, settings.k)) if settings.method == "adaptive" else settings.k
+    k = {"adaptive": HeuristicK(k=settings.k, k_max=max(16, settings.k)), "auto": "auto"}.get(settings.method, settings.k)
     return speculative_generate(pair, settings.prompt, k=k, **common)
 
 
