@@ -136,7 +136,9 @@ def speculative_generate(
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
     `k` is the draft length: an int, a policy such as `HeuristicK()`, or "auto" (`CostAwareK` from
-    the pair's measured costs, `theory.calibrate`: seconds the first time, cached after). `prompt`:
+    the pair's measured costs, `theory.calibrate`: seconds the first time, cached after; the demo's
+    and the explorer's default). The default here stays a fixed K = 4: with "auto" the K schedule
+    depends on this machine's timings, so a seeded sampled run would differ between machines. `prompt`:
     text, ids, or chat messages (see `inputs.prompt_ids`). `on_step(tokens, step)`, if given, is called
     after each step with the tokens it emitted (cut after an EOS) and the step itself (for the roles of
     its tokens): joined, those tokens are result.token_ids (streaming).
