@@ -12,7 +12,7 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     draft_length.py      FixedK, HeuristicK, CostAwareK (k="auto")              (notebook 05)
     theory.py            alpha, expected speed-up, best K, measure_c, calibrate (notebook 05)
     token_tree.py, tree_draft.py, tree_verification.py, tree.py
-                         Medusa-lite: branches verified as one token tree, tree_generate (notebook 06)
+                         Medusa-lite: branches verified as one token tree, tree_generate (notebook 07)
   models/      where the models come from
     device.py            pick_device                                           (notebook 00)
     pair.py              load_pair, ModelPair                                  (notebook 00)
@@ -26,8 +26,8 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     bench.py, bench_report.py, prompts.json  `python -m specdec_lite bench`     (notebook 05)
     quality.py           `python -m specdec_lite quality`: int8 vs bf16 target (notebook 05)
     plots.py             one colour per role for every plot
-    trace_view.py        coloured token traces (HTML and text)                 (notebook 07)
-    explorer.py          the ipywidgets explorer                               (notebook 07)
+    trace_view.py        coloured token traces (HTML and text)                 (notebook 08)
+    explorer.py          the ipywidgets explorer                               (notebook 08)
 """
 
 from .algorithm.autoregressive import autoregressive_generate

@@ -168,3 +168,19 @@ def test_auto_dtype_follows_the_environment_variable(monkeypatch):
     monkeypatch.setenv(DTYPE_ENV_VAR, "int3")
     with pytest.raises(ValueError, match="dtype must be one of"):
         resolve_dtype("auto", torch.device("cpu"))
+
+
+def test_loading_bars_are_off_inside_and_restored_after():
+    from transformers.utils import logging as hf_logging
+
+    from specdec_lite.models.pair import no_loading_bars
+
+    hf_logging.enable_progress_bar()
+    with no_loading_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    with no_loading_bars():
+        pass
+    assert not hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()

@@ -1,4 +1,4 @@
-"""A token tree (trie) of drafted continuations, flattened so that ONE forward scores every node (notebook 06).
+"""A token tree (trie) of drafted continuations, flattened so that ONE forward scores every node (notebook 07).
 
 Node 0 is the root: the last emitted token, the one the target has not seen yet. Every other
 node is a drafted token; its parent is the token before it on its branch. Branches that share

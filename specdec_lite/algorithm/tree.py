@@ -1,4 +1,4 @@
-"""Token-tree speculative decoding ("Medusa-lite"): several draft branches, ONE target forward per step (notebook 06).
+"""Token-tree speculative decoding ("Medusa-lite"): several draft branches, ONE target forward per step (notebook 07).
 
 Invariant between steps, the chain loop's `LoopState` (`chain.py`): `ids` = prompt + emitted tokens;
 the target cache holds every token of `ids` but the last, the draft cache a prefix of `ids`. One step:

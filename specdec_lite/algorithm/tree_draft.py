@@ -1,4 +1,4 @@
-"""The draft proposes a token tree, one batched draft forward per depth (notebook 06).
+"""The draft proposes a token tree, one batched draft forward per depth (notebook 07).
 
 Two shapes, built by the same loop:
   Chains(n_branches, depth)  the root gets n_branches children, every other node one child:

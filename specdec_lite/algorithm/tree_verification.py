@@ -1,4 +1,4 @@
-"""The target scores a whole token tree in ONE forward, then a rule accepts one root-to-node path (notebook 06).
+"""The target scores a whole token tree in ONE forward, then a rule accepts one root-to-node path (notebook 07).
 
 Notation as in `verification.py`: p = target distribution, q = draft distribution. For a tree
 node v, p[v] is the target's distribution for the token after v (from the tree forward) and

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.hooks import RemovableHandle
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from .device import pick_device
 from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
@@ -166,6 +169,18 @@ def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device
     return model.to(device).eval()
 
 
+@contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """Switch off transformers' "Loading weights" progress bars inside the block, then restore the setting."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_pair(
     *,
     draft: str | Path | None = None,
@@ -191,6 +206,7 @@ def load_pair(
     draft_tokenizer = AutoTokenizer.from_pretrained(draft)
     tokenizer = AutoTokenizer.from_pretrained(target)
     check_same_vocabulary(draft_tokenizer, tokenizer, str(draft), str(target))
-    draft_model = load_model(draft, dtype, device)
-    target_model = load_model(target, dtype, device)
+    with no_loading_bars():  # a per-file progress bar per model: noise in a notebook, and gone in a second
+        draft_model = load_model(draft, dtype, device)
+        target_model = load_model(target, dtype, device)
     return ModelPair.from_models(draft_model, target_model, tokenizer)

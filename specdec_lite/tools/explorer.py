@@ -1,4 +1,4 @@
-"""An interactive panel to play with speculative decoding: prompt, method, K, temperature, top-p (notebook 07).
+"""An interactive panel to play with speculative decoding: prompt, method, K, temperature, top-p (notebook 08).
 
 The panel is thin. Everything a click does lives in plain functions that tests call without a browser:
   ExplorerSettings      the knobs, validated (ValueError naming the knob)

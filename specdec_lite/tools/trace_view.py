@@ -1,4 +1,4 @@
-"""Show a speculative run token by token: what was accepted, rejected, corrected, and the bonus (notebook 07).
+"""Show a speculative run token by token: what was accepted, rejected, corrected, and the bonus (notebook 08).
 
 Every drafted token gets a role, and each role has its own colour (`plots.COLORS`):
   accepted    a drafted token the target kept                    [tok]   in text
