@@ -124,3 +124,19 @@ def test_k_auto_is_the_default_and_prints_the_k_of_each_step(tiny_folders, capsy
 def test_k_must_be_a_number_or_auto():
     with pytest.raises(SystemExit):
         parse(["-k", "fast"])
+
+
+def test_both_runs_count_their_tokens_on_a_progress_bar(tiny_folders, monkeypatch, capsys):
+    bars = []
+    make_bar = demo.progress_bar
+
+    def recording_bar(description, max_new_tokens):
+        bar = make_bar(description, max_new_tokens)
+        bars.append(bar)
+        return bar
+
+    monkeypatch.setattr(demo, "progress_bar", recording_bar)
+    assert run_demo(tiny_folders, "--dtype", "float32", "-k", "3") == 0
+    assert [bar.desc for bar in bars] == ["plain decoding", "speculative decoding"]
+    assert [(bar.n, bar.total) for bar in bars] == [(12, 12), (12, 12)]  # no EOS in the tiny alphabet's run
+    assert "plain decoding" in capsys.readouterr().err  # on stderr: stdout keeps the report

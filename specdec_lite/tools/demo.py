@@ -19,6 +19,7 @@ import sys
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import StepCallback, speculative_generate
@@ -108,19 +109,30 @@ def stream_printer(pair: ModelPair) -> StepCallback:
     return lambda tokens, step: print(stream_text(tokens, step, decode, color), end="", flush=True)
 
 
+def progress_bar(description: str, max_new_tokens: int) -> tqdm:
+    """A tokens bar on stderr that disappears when done (the report follows on stdout)."""
+    return tqdm(total=max_new_tokens, desc=description, unit="tok", leave=False, file=sys.stderr)
+
+
 def generate_both(pair: ModelPair, prompt: Prompt,
                   args: argparse.Namespace) -> tuple[GenerationResult, GenerationResult]:
-    """Plain and speculative runs with the same settings, each after a short warm-up (the last streamed if --stream)."""
+    """Plain and speculative runs with the same settings, each after a short warm-up, each with a progress bar
+    (the speculative one streamed instead if --stream)."""
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     autoregressive_generate(pair, prompt, WARMUP_TOKENS, **sampling)
-    plain = autoregressive_generate(pair, prompt, args.max_new_tokens, **sampling)
+    with progress_bar("plain decoding", args.max_new_tokens) as bar:
+        plain = autoregressive_generate(pair, prompt, args.max_new_tokens, on_token=lambda token: bar.update(),
+                                        **sampling)
     speculative_generate(pair, prompt, WARMUP_TOKENS, k=args.k, **sampling)
     if args.stream:
         print(f"\n--- streaming (speculative) ---\n{args.prompt}", end="", flush=True)
-    on_step = stream_printer(pair) if args.stream else None
-    speculative = speculative_generate(pair, prompt, args.max_new_tokens, k=args.k, on_step=on_step, **sampling)
-    if args.stream:
+        speculative = speculative_generate(pair, prompt, args.max_new_tokens, k=args.k,
+                                           on_step=stream_printer(pair), **sampling)
         print()
+        return plain, speculative
+    with progress_bar("speculative decoding", args.max_new_tokens) as bar:
+        speculative = speculative_generate(pair, prompt, args.max_new_tokens, k=args.k,
+                                           on_step=lambda tokens, step: bar.update(len(tokens)), **sampling)
     return plain, speculative
 
 
