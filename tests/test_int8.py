@@ -157,3 +157,26 @@ def test_weight_count_of_an_int8_model_equals_the_float_models_parameters(arch):
     if model.config.tie_word_embeddings:  # GPT-2: the tied head becomes an int8 matrix of its own
         expected += model.get_output_embeddings().weight.numel()
     assert weight_count(quantize_model(model)) == expected
+
+
+def test_packing_keeps_one_copy_and_the_weight_reads_back_exactly():
+    weight = torch.randn(48, 32)
+    layer = Int8Linear(*quantize_weight(weight), bias=None)
+    before = layer.int8_weight.clone()
+    layer.packed  # packs, and drops the plain int8 copy
+    assert layer._unpacked is None
+    assert torch.equal(layer.int8_weight, before)  # unpacked from FBGEMM's layout, bit for bit
+
+
+def test_saved_tensors_reads_what_safetensors_wrote(tmp_path):
+    from safetensors.torch import save_file
+
+    from specdec_lite.models.precision import SavedTensors
+
+    tensors = {"a.int8_weight": torch.randint(-127, 128, (5, 3), dtype=torch.int8),
+               "a.scale": torch.rand(5), "b.bias": torch.rand(2, 2).bfloat16()}
+    save_file(tensors, tmp_path / "t.safetensors")
+    saved = SavedTensors(tmp_path / "t.safetensors")
+    assert sorted(saved) == sorted(tensors) and "a.scale" in saved and "c" not in saved
+    for name, tensor in tensors.items():
+        assert torch.equal(saved[name], tensor) and saved[name].dtype == tensor.dtype

@@ -154,7 +154,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, 
 
 def weight_count(model: PreTrainedModel) -> int:
     """How many weights `model` has: its parameters plus the int8 weights and biases of its Int8Linear layers."""
-    int8 = sum(module.int8_weight.numel() + (0 if module.bias is None else module.bias.numel())
+    int8 = sum(module.out_features * module.in_features + (0 if module.bias is None else module.bias.numel())
                for module in model.modules() if isinstance(module, Int8Linear))
     return model.num_parameters() + int8  # equal to num_parameters() of the float model it was made from
 

@@ -29,6 +29,7 @@ input embedding (GPT-2) becomes an int8 matrix of its own.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -72,16 +73,25 @@ class Int8Linear(nn.Module):
     def __init__(self, int8_weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
         self.out_features, self.in_features = int8_weight.shape
-        self.register_buffer("int8_weight", int8_weight)  # [out, in], kept for saving and inspection
         self.register_buffer("scale", scale)  # [out]
         self.register_buffer("bias", None if bias is None else bias.detach().float())
-        self._packed = None  # FBGEMM's layout, made on first use or by `pack_all`
+        self._unpacked: torch.Tensor | None = int8_weight  # [out, in], until FBGEMM packs it
+        self._packed = None  # FBGEMM's layout, made on first use or by `quantize_model`; the only copy afterwards
 
     @property
     def packed(self):
+        """FBGEMM's packed weight; packing frees the plain int8 copy (one copy of the weights in memory, not two)."""
         if self._packed is None:
-            self._packed = pack_weight(self.int8_weight, self.scale)
+            self._packed, self._unpacked = pack_weight(self._unpacked, self.scale), None
         return self._packed
+
+    @property
+    def int8_weight(self) -> torch.Tensor:
+        """The int8 weight [out, in] (unpacked from FBGEMM's layout once packed: for saving and inspection)."""
+        if self._unpacked is not None:
+            return self._unpacked
+        weight, _ = torch.ops.quantized.linear_unpack(self._packed)
+        return weight.int_repr()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
         flat = x.reshape(-1, self.in_features).float()
@@ -129,7 +139,7 @@ class FusedPart(nn.Module):
 
 
 FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
-Int8Weights = dict[str, torch.Tensor]  # "<module path>.int8_weight" / ".scale" -> tensor, as saved
+Int8Weights = Mapping[str, torch.Tensor]  # "<module path>.int8_weight" / ".scale" -> tensor, as saved
 
 
 def fused_bias(linears: list[nn.Linear]) -> torch.Tensor | None:
@@ -160,8 +170,9 @@ def int8_linear(name: str, linears: list[nn.Linear], saved: Int8Weights) -> Int8
     return Int8Linear(*quantize_weight(weight), fused_bias(linears))
 
 
-def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bool) -> None:
-    """Swap the linear children of one module (fused groups first) for their int8 versions, in place."""
+def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bool) -> list[Int8Linear]:
+    """Swap the linear children of one module (fused groups first) for their int8 versions, in place; returns them."""
+    created = []
     for names in FUSED_GROUPS if fuse else ():
         linears = [as_linear(getattr(module, name, None)) for name in names]
         if all(linears):
@@ -171,9 +182,12 @@ def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bo
             module.add_module(group_name, group)
             for name, part in zip(names, group.parts()):
                 setattr(module, name, part)
+            created.append(group.fused)
     for name, child in list(module.named_children()):
         if (linear := as_linear(child)) is not None:
-            setattr(module, name, int8_linear(prefix + name, [linear], saved))
+            created.append(int8_linear(prefix + name, [linear], saved))
+            setattr(module, name, created[-1])
+    return created
 
 
 @torch.no_grad()
@@ -183,19 +197,17 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
     `saved` holds int8 weights from `int8_weights(model)` of an earlier run, which skips quantizing
     them again. With `fuse`, q/k/v and gate/up become one GEMM each. The rest of the model
     (embeddings, norms, attention arithmetic) runs in float32. CPU only.
+    Memory: each module's new layers are packed for FBGEMM (on all of torch's threads) before the next
+    module is converted, so only a few layers' float and plain int8 weights are alive at once.
     """
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
-    for prefix, module in list(model.named_modules()):
-        replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
-    pack_all(model)
-    return model.float()  # what is left: embeddings, norms, rotary tables
-
-
-def pack_all(model: nn.Module) -> None:
-    """Pack every Int8Linear's weight for FBGEMM now, on all of torch's threads (packing is the slow part of a load)."""
-    layers = [module for module in model.modules() if isinstance(module, Int8Linear)]
+    # only the parents: a list holding the linears themselves would keep every float weight alive until the end
+    parents = [(prefix, module) for prefix, module in model.named_modules() if next(module.children(), None)]
     with ThreadPoolExecutor(torch.get_num_threads()) as pool:
-        list(pool.map(lambda layer: layer.packed, layers))
+        for prefix, module in parents:
+            layers = replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
+            list(pool.map(lambda layer: layer.packed, layers))  # packing is the slow part of a load
+    return model.float()  # what is left: embeddings, norms, rotary tables
 
 
 def int8_weights(model: nn.Module) -> Int8Weights:
