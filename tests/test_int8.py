@@ -180,3 +180,21 @@ def test_saved_tensors_reads_what_safetensors_wrote(tmp_path):
     assert sorted(saved) == sorted(tensors) and "a.scale" in saved and "c" not in saved
     for name, tensor in tensors.items():
         assert torch.equal(saved[name], tensor) and saved[name].dtype == tensor.dtype
+
+
+def test_bf16_lookup_equals_a_float32_copy_of_the_bf16_table():
+    from specdec_lite.models.quantize import Bf16Lookup
+
+    embedding = nn.Embedding(50, 8, padding_idx=0).bfloat16()
+    ids = torch.tensor([[0, 3, 49, 3]])
+    lookup = Bf16Lookup(embedding).float()  # float() must leave the table in bf16
+    assert lookup.weight.dtype == torch.bfloat16
+    reference = nn.functional.embedding(ids, embedding.weight.detach().float())  # what model.float() gave before
+    assert lookup(ids).dtype == torch.float32 and torch.equal(lookup(ids), reference)
+
+
+def test_bf16_lookup_refuses_a_float32_table():
+    from specdec_lite.models.quantize import Bf16Lookup
+
+    with pytest.raises(ValueError, match="bf16"):
+        Bf16Lookup(nn.Embedding(4, 2))

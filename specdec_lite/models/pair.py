@@ -32,7 +32,7 @@ from transformers.utils import logging as hf_logging
 from .device import pick_device
 from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
 from .precision import choose_dtype, load_int8_model
-from .quantize import Int8Linear
+from .quantize import Bf16Lookup, Int8Linear
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
           "float16": torch.float16, "fp16": torch.float16, "int8": torch.int8}  # int8: int8 weights (CPU)
@@ -153,9 +153,11 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, 
 
 
 def weight_count(model: PreTrainedModel) -> int:
-    """How many weights `model` has: its parameters plus the int8 weights and biases of its Int8Linear layers."""
+    """How many weights `model` has: its parameters plus the int8 weights and biases of its Int8Linear layers
+    and the table of a bf16 input embedding (`Bf16Lookup`, a buffer)."""
     int8 = sum(module.out_features * module.in_features + (0 if module.bias is None else module.bias.numel())
                for module in model.modules() if isinstance(module, Int8Linear))
+    int8 += sum(module.weight.numel() for module in model.modules() if isinstance(module, Bf16Lookup))
     return model.num_parameters() + int8  # equal to num_parameters() of the float model it was made from
 
 

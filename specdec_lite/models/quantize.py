@@ -22,7 +22,7 @@ others return their slice of that result.
 
 What it does not do: GPUs or Apple's MPS (FBGEMM is an x86/ARM CPU library; use bf16/fp16
 there), static (calibrated) activation scales, int4, or quantizing the embedding table (the
-input embedding is a lookup, not a matrix product, and stays in float32). A head tied to the
+input embedding is a lookup, not a matrix product: it stays in bf16, rows widened to float32). A head tied to the
 input embedding (GPT-2) becomes an int8 matrix of its own.
 """
 
@@ -207,7 +207,32 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
         for prefix, module in parents:
             layers = replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
             list(pool.map(lambda layer: layer.packed, layers))  # packing is the slow part of a load
-    return model.float()  # what is left: embeddings, norms, rotary tables
+    embedding = model.get_input_embeddings()
+    if isinstance(embedding, nn.Embedding) and embedding.weight.dtype == torch.bfloat16:  # exact only from bf16
+        model.set_input_embeddings(Bf16Lookup(embedding))
+    return model.float()  # what is left: norms, biases, rotary tables (and position embeddings)
+
+
+class Bf16Lookup(nn.Module):
+    """An input embedding table kept in bf16 (half the bytes of float32) whose looked-up rows come out in float32.
+
+    Bit for bit what a float32 copy of the same bf16 table gives (widening bf16 to float32 is exact), for
+    0.5-0.9 GB less memory on the offline pair. Stored as int16 bits so that `model.float()` leaves it alone.
+    """
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        if embedding.weight.dtype != torch.bfloat16:
+            raise ValueError(f"embedding must hold a bf16 table, got {embedding.weight.dtype}")
+        self.padding_idx = embedding.padding_idx
+        self.register_buffer("bits", embedding.weight.detach().view(torch.int16))  # [vocab, d], a bf16 table
+
+    @property
+    def weight(self) -> torch.Tensor:  # [vocab, d] bf16
+        return self.bits.view(torch.bfloat16)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # [..., ] -> [..., d] float32
+        return nn.functional.embedding(ids, self.weight, self.padding_idx).float()
 
 
 def int8_weights(model: nn.Module) -> Int8Weights:
