@@ -81,7 +81,7 @@ def plot_rule_bars(p, q, tick_labels: list[str] | None = None, ax=None):
     ax.set_xlabel("token x")
     ax.set_ylabel("probability")
     ax.set_title("accepted + residual = p, whatever q")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
