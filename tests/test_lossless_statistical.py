@@ -3,7 +3,8 @@
 The first two emitted tokens of `speculative_generate` are compared with the target's exact joint
 distribution p(x1) p(x2 | x1) by a chi-square test and a total-variation bound. The fast settings
 use `TrigramLM` (a lookup-table LM driven through the real loop, caches and rollback included);
-one setting uses a tiny Qwen2 transformer. The seed's broken rule must fail the same test.
+one setting uses a tiny Qwen2 transformer. The argmax-accept rule (the first project version's, biased) must fail
+the same test.
 """
 
 import pytest
@@ -51,18 +52,19 @@ def test_speculative_sampling_matches_target(k, temperature, top_k, top_p, min_c
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
-def broken_verify(drafted, q, logits, sampling, generator):
-    """The seed's rule: accept while x_i is the target's argmax, sample from p on rejection."""
+def argmax_accept_verify(drafted, q, logits, sampling, generator):
+    """The argmax-accept rule (the first project version's): accept while x_i is the target's argmax, sample from p on
+    rejection. Biased when sampling (notebook 04)."""
     p = sampling.probs(logits)
     matches = (drafted == p[:-1].argmax(-1)).int()
     n = int(matches.cumprod(0).sum())
     return Verdict(n, int(sample(p[n], generator)), resampled=n < len(drafted)), p
 
 
-def test_broken_rule_fails_the_same_test(monkeypatch):
-    monkeypatch.setattr(chain_module, "verify", broken_verify)
+def test_argmax_accept_rule_fails_the_same_test(monkeypatch):
+    monkeypatch.setattr(chain_module, "verify", argmax_accept_verify)
     passes, p_value, tv, bound = check(trigram_pair(VOCAB), 3, 0.7, 0, 0.9)
-    assert not passes, f"the biased rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+    assert not passes, f"the argmax-accept rule passed: chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ use `TrigramLM` (a lookup-table LM that honours the tree's 4D attention mask and
 DynamicCache, so drafting, the tree forward and the KV compaction all run as on a transformer);
 one slow setting uses a tiny Qwen2 transformer. max_new_tokens = depth + 1 lets the first step
 use a full-depth tree; depth <= 2, as nodes deeper than 2 cannot change the first two tokens.
-A deliberately biased rule (the seed's: check each branch on its own and keep the one with the
-longest accepted prefix) must fail the same test. The rule at one node is also checked by exact
+A deliberately biased rule (the longest-branch rule of the first project version: check each branch on its own and
+keep the one with the longest accepted prefix) must fail the same test. The rule at one node is also checked by exact
 enumeration over every ordered draw of the siblings: its output distribution equals p.
 """
 
@@ -97,7 +97,8 @@ def branch_nodes(children: list[list[int]], first: int) -> list[int]:
 
 
 def longest_branch_verify(tree, q, logits, sampling, generator):
-    """The seed's rule, biased: check each branch alone with the chain rule, keep the longest accepted prefix."""
+    """The longest-branch rule (the first project version's), biased: check each branch alone with the chain rule,
+    keep the longest accepted prefix."""
     p = sampling.probs(logits)
     tokens, children = tree.tokens.tolist(), children_lists(tree)
     best: list[int] = []
