@@ -10,6 +10,7 @@ from specdec_lite.algorithm.theory import (
     acceptance_per_position,
     alpha,
     best_k,
+    break_even_alpha,
     continuation_logits,
     expected_tokens_per_forward,
     forward_time,
@@ -157,3 +158,14 @@ def test_measure_alpha_is_one_for_identical_models_and_in_range_otherwise():
     assert measure_alpha(pair, prompts, max_new_tokens=12, temperature=0.7) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="prompts"):
         measure_alpha(pair, [])
+
+
+def test_break_even_alpha():
+    # K = 1: S = (1 + α) / (c + v) = 1  <=>  α = c + v - 1
+    assert break_even_alpha(1, 0.3) == pytest.approx(0.3, abs=1e-6)
+    assert break_even_alpha(1, 0.2, verify_cost=1.5) == pytest.approx(0.7, abs=1e-6)
+    for k, c, v in [(4, 0.05, 1.0), (4, 0.4, 1.0), (8, 0.2, 2.0)]:
+        a = break_even_alpha(k, c, v)
+        assert 0 < a < 1 and predicted_speedup(a, k, c, v) == pytest.approx(1.0, abs=1e-6)
+    assert break_even_alpha(4, 0.6, verify_cost=4.0) == 1.0  # K + 1 < K c + v: loses even at α = 1
+    assert break_even_alpha(4, 0.0, verify_cost=0.5) == 0.0  # a verification cheaper than a plain step wins always

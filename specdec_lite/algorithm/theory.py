@@ -89,6 +89,24 @@ def best_k(alpha_: float, c: float, k_max: int = 16, verify_costs: Sequence[floa
     return max(range(1, k_max + 1), key=lambda k: predicted_speedup(alpha_, k, c, costs[k - 1]))
 
 
+def break_even_alpha(k: int, c: float, verify_cost: float = 1.0, tolerance: float = 1e-9) -> float:
+    """The smallest α at which K drafted tokens per step stop losing: predicted_speedup(α, K, c, v) = 1.
+
+    The speed-up grows with α, so bisection finds it. Returns 0.0 when speculation wins even at α = 0
+    (never, for c >= 0 and v >= 1) and 1.0 when it loses even at α = 1 (K + 1 < K c + v).
+    For K = 1 the answer is c + v - 1 (notebook 05, exercise 4).
+    """
+    if predicted_speedup(0.0, k, c, verify_cost) >= 1:
+        return 0.0
+    if predicted_speedup(1.0, k, c, verify_cost) <= 1:
+        return 1.0
+    low, high = 0.0, 1.0
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        low, high = (middle, high) if predicted_speedup(middle, k, c, verify_cost) < 1 else (low, middle)
+    return (low + high) / 2
+
+
 @torch.inference_mode()
 def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1, repeats: int = 5) -> float:
     """Median seconds of one forward over `n_tokens` new tokens after `context_length` cached ones."""
