@@ -10,6 +10,7 @@ from specdec_lite.algorithm.theory import (
     acceptance_per_position,
     alpha,
     best_k,
+    step_summary,
     break_even_alpha,
     continuation_logits,
     expected_tokens_per_forward,
@@ -169,3 +170,18 @@ def test_break_even_alpha():
         assert 0 < a < 1 and predicted_speedup(a, k, c, v) == pytest.approx(1.0, abs=1e-6)
     assert break_even_alpha(4, 0.6, verify_cost=4.0) == 1.0  # K + 1 < K c + v: loses even at α = 1
     assert break_even_alpha(4, 0.0, verify_cost=0.5) == 0.0  # a verification cheaper than a plain step wins always
+
+
+def test_step_summary_counts_steps_not_prefill_or_plain_steps():
+    from specdec_lite.algorithm.results import PlainStep, StepTrace
+
+    def step(k, n_accepted):
+        return StepTrace(list(range(k)), [0.5] * k, [0.5] * k, n_accepted, 99, False)
+
+    trace = [step(4, 4), step(4, 1), step(2, 0), PlainStep(7)]
+    s = step_summary(trace)
+    assert (s.steps, s.drafted, s.accepted, s.emitted) == (3, 10, 5, 5 + 3)
+    assert s.tested == 4 + 2 + 1  # all of the first; up to the rejection in the others
+    assert s.tokens_per_step == pytest.approx(8 / 3) and s.mean_k == pytest.approx(10 / 3)
+    assert s.tested_acceptance == pytest.approx(5 / 7)
+    assert step_summary([]).tokens_per_step == 0.0

@@ -33,6 +33,7 @@ from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
+from .results import StepTrace, TraceStep
 from .sampling import logits_to_probs
 
 
@@ -105,6 +106,46 @@ def break_even_alpha(k: int, c: float, verify_cost: float = 1.0, tolerance: floa
         middle = (low + high) / 2
         low, high = (middle, high) if predicted_speedup(middle, k, c, verify_cost) < 1 else (low, middle)
     return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What the drafted steps of one run did, counted as the formulas count (notebook 06).
+
+    Only `StepTrace` steps count: the prefill and a last plain target step are not steps of the
+    formula, and the drafts after a step's first rejection were never tested.
+    """
+
+    steps: int
+    drafted: int  # Σ K over the steps (K can shrink near the end of a run)
+    tested: int  # drafts the target judged: up to and including the first rejection
+    accepted: int
+    emitted: int  # accepted drafts + one correction or bonus per step
+
+    @property
+    def tokens_per_step(self) -> float:
+        return self.emitted / self.steps if self.steps else 0.0
+
+    @property
+    def mean_k(self) -> float:
+        return self.drafted / self.steps if self.steps else 0.0
+
+    @property
+    def tested_acceptance(self) -> float:
+        """accepted / tested: the estimate of α that the formula's independent-acceptance model uses."""
+        return self.accepted / self.tested if self.tested else 0.0
+
+
+def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
+    """Count the drafted (chain) steps of a speculative run's trace."""
+    steps = [step for step in trace if isinstance(step, StepTrace)]
+    return StepSummary(
+        steps=len(steps),
+        drafted=sum(len(step.proposed) for step in steps),
+        tested=sum(step.n_accepted + (step.n_accepted < len(step.proposed)) for step in steps),
+        accepted=sum(step.n_accepted for step in steps),
+        emitted=sum(step.n_accepted + 1 for step in steps),
+    )
 
 
 @torch.inference_mode()
