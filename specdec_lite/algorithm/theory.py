@@ -1,4 +1,4 @@
-"""How fast speculative decoding can be: α, c and the expected speed-up (notebook 05).
+"""How fast speculative decoding can be: α, c and the expected speed-up (notebook 05; measured in 06).
 
 Notation (Leviathan et al. 2023): p = target distribution, q = draft distribution, K drafted
 tokens per step, c = (time of one draft token step) / (time of one target token step).
