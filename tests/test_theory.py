@@ -10,6 +10,8 @@ from specdec_lite.algorithm.theory import (
     acceptance_per_position,
     alpha,
     best_k,
+    step_summary,
+    break_even_alpha,
     continuation_logits,
     expected_tokens_per_forward,
     forward_time,
@@ -157,3 +159,29 @@ def test_measure_alpha_is_one_for_identical_models_and_in_range_otherwise():
     assert measure_alpha(pair, prompts, max_new_tokens=12, temperature=0.7) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="prompts"):
         measure_alpha(pair, [])
+
+
+def test_break_even_alpha():
+    # K = 1: S = (1 + α) / (c + v) = 1  <=>  α = c + v - 1
+    assert break_even_alpha(1, 0.3) == pytest.approx(0.3, abs=1e-6)
+    assert break_even_alpha(1, 0.2, verify_cost=1.5) == pytest.approx(0.7, abs=1e-6)
+    for k, c, v in [(4, 0.05, 1.0), (4, 0.4, 1.0), (8, 0.2, 2.0)]:
+        a = break_even_alpha(k, c, v)
+        assert 0 < a < 1 and predicted_speedup(a, k, c, v) == pytest.approx(1.0, abs=1e-6)
+    assert break_even_alpha(4, 0.6, verify_cost=4.0) == 1.0  # K + 1 < K c + v: loses even at α = 1
+    assert break_even_alpha(4, 0.0, verify_cost=0.5) == 0.0  # a verification cheaper than a plain step wins always
+
+
+def test_step_summary_counts_steps_not_prefill_or_plain_steps():
+    from specdec_lite.algorithm.results import PlainStep, StepTrace
+
+    def step(k, n_accepted):
+        return StepTrace(list(range(k)), [0.5] * k, [0.5] * k, n_accepted, 99, False)
+
+    trace = [step(4, 4), step(4, 1), step(2, 0), PlainStep(7)]
+    s = step_summary(trace)
+    assert (s.steps, s.drafted, s.accepted, s.emitted) == (3, 10, 5, 5 + 3)
+    assert s.tested == 4 + 2 + 1  # all of the first; up to the rejection in the others
+    assert s.tokens_per_step == pytest.approx(8 / 3) and s.mean_k == pytest.approx(10 / 3)
+    assert s.tested_acceptance == pytest.approx(5 / 7)
+    assert step_summary([]).tokens_per_step == 0.0

@@ -1,4 +1,4 @@
-"""How fast speculative decoding can be: α, c and the expected speed-up (notebook 05).
+"""How fast speculative decoding can be: α, c and the expected speed-up (notebook 05; measured in 06).
 
 Notation (Leviathan et al. 2023): p = target distribution, q = draft distribution, K drafted
 tokens per step, c = (time of one draft token step) / (time of one target token step).
@@ -33,6 +33,7 @@ from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
+from .results import StepTrace, TraceStep
 from .sampling import logits_to_probs
 
 
@@ -87,6 +88,64 @@ def best_k(alpha_: float, c: float, k_max: int = 16, verify_costs: Sequence[floa
         raise ValueError(f"verify_costs must have k_max={k_max} entries, got {len(verify_costs)}")
     costs = verify_costs if verify_costs is not None else [1.0] * k_max
     return max(range(1, k_max + 1), key=lambda k: predicted_speedup(alpha_, k, c, costs[k - 1]))
+
+
+def break_even_alpha(k: int, c: float, verify_cost: float = 1.0, tolerance: float = 1e-9) -> float:
+    """The smallest α at which K drafted tokens per step stop losing: predicted_speedup(α, K, c, v) = 1.
+
+    The speed-up grows with α, so bisection finds it. Returns 0.0 when speculation wins even at α = 0
+    (never, for c >= 0 and v >= 1) and 1.0 when it loses even at α = 1 (K + 1 < K c + v).
+    For K = 1 the answer is c + v - 1 (notebook 05, exercise 4).
+    """
+    if predicted_speedup(0.0, k, c, verify_cost) >= 1:
+        return 0.0
+    if predicted_speedup(1.0, k, c, verify_cost) <= 1:
+        return 1.0
+    low, high = 0.0, 1.0
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        low, high = (middle, high) if predicted_speedup(middle, k, c, verify_cost) < 1 else (low, middle)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What the drafted steps of one run did, counted as the formulas count (notebook 06).
+
+    Only `StepTrace` steps count: the prefill and a last plain target step are not steps of the
+    formula, and the drafts after a step's first rejection were never tested.
+    """
+
+    steps: int
+    drafted: int  # Σ K over the steps (K can shrink near the end of a run)
+    tested: int  # drafts the target judged: up to and including the first rejection
+    accepted: int
+    emitted: int  # accepted drafts + one correction or bonus per step
+
+    @property
+    def tokens_per_step(self) -> float:
+        return self.emitted / self.steps if self.steps else 0.0
+
+    @property
+    def mean_k(self) -> float:
+        return self.drafted / self.steps if self.steps else 0.0
+
+    @property
+    def tested_acceptance(self) -> float:
+        """accepted / tested: the estimate of α that the formula's independent-acceptance model uses."""
+        return self.accepted / self.tested if self.tested else 0.0
+
+
+def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
+    """Count the drafted (chain) steps of a speculative run's trace."""
+    steps = [step for step in trace if isinstance(step, StepTrace)]
+    return StepSummary(
+        steps=len(steps),
+        drafted=sum(len(step.proposed) for step in steps),
+        tested=sum(step.n_accepted + (step.n_accepted < len(step.proposed)) for step in steps),
+        accepted=sum(step.n_accepted for step in steps),
+        emitted=sum(step.n_accepted + 1 for step in steps),
+    )
 
 
 @torch.inference_mode()

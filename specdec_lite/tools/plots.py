@@ -106,4 +106,112 @@ def plot_sample_histograms(p, samples: dict, tick_labels: list[str] | None = Non
                   rotation=60, fontsize=8)
     ax.set_ylabel("probability")
     ax.legend()
+
+
+# --- notebook 05 ---
+from typing import TYPE_CHECKING, Sequence  # noqa: E402 (each notebook's helpers keep their imports in their section)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+def _line_colors() -> list[str]:
+    return [COLORS[name] for name in ("target", "draft", "accepted", "correction", "bonus", "rejected")]
+
+
+def plot_speedup_grid(alphas: Sequence[float], cs: Sequence[float], k_max: int = 12,
+                      verify_cost: float = 1.0) -> Figure:
+    """E[tokens per step] (left) and the predicted speed-up (right) against K, one curve per α (and per c).
+
+    Notebook 05 (section 3). Colour = α, line style = c; a dot marks each curve's best K; the dotted
+    line K + 1 on the left is the α = 1 limit, the red line S = 1 on the right is break-even.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..algorithm import theory
+
+    ks = list(range(1, k_max + 1))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(ks, [k + 1 for k in ks], ":", color=COLORS["theory"], label="α = 1: K + 1")
+    styles = ("-", "--", "-.", ":")
+    for color, a in zip(_line_colors(), alphas):
+        left.plot(ks, [theory.expected_tokens_per_forward(a, k) for k in ks], "-", color=color, label=f"α = {a}")
+        for style, c in zip(styles, cs):
+            speedups = [theory.predicted_speedup(a, k, c, verify_cost) for k in ks]
+            best = theory.best_k(a, c, k_max, [verify_cost] * k_max)
+            right.plot(ks, speedups, style, color=color, label=f"α = {a}, c = {c}")
+            right.plot([best], [speedups[best - 1]], "o", color=color)
+    right.axhline(1, color=COLORS["rejected"], linewidth=1)
+    left.set(xlabel="K (drafted tokens per step)", ylabel="E[tokens per step]", title="(1 - α^(K+1)) / (1 - α)")
+    right.set(xlabel="K (drafted tokens per step)", ylabel="predicted speed-up",
+              title=f"tokens per step / (K c + {verify_cost:g})")
+    left.legend(fontsize=8)
+    right.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_break_even(settings: Sequence[tuple[float, float, str]], k: int = 4) -> Axes:
+    """Predicted speed-up at fixed K against α, one curve per (c, v_K, label); a dot where each crosses S = 1.
+
+    Notebooks 05 (section 5, example costs) and 06 (section 4, this machine's measured c and v_4).
+    """
+    import matplotlib.pyplot as plt
+
+    from ..algorithm import theory
+
+    alphas = [i / 100 for i in range(100)]  # 0 .. 0.99
+    _, ax = plt.subplots()
+    for (c, v, label), color in zip(settings, _line_colors()):
+        ax.plot(alphas, [theory.predicted_speedup(a, k, c, v) for a in alphas], "-", color=color,
+                label=f"{label}: c = {c:.2f}, v_{k} = {v:.2f}")
+        crossing = theory.break_even_alpha(k, c, v)
+        if 0 < crossing < 1:
+            ax.plot([crossing], [1], "o", color=color)
+    ax.axhline(1, color=COLORS["rejected"], linewidth=1)
+    ax.set(xlabel="α", ylabel=f"predicted speed-up, K = {k}", ylim=(0, 4))
+    ax.legend(fontsize=8)
+    return ax
+
+
+# --- notebook 06 ---
+
+def plot_verify_cost(costs: dict[str, dict[int, float]]) -> Figure:
+    """Target forward time against the number of tokens in it, per dtype: ms (left) and relative to one token (right).
+
+    Notebook 06 (section 2). `costs[dtype][n]` = seconds of one target forward over n new tokens;
+    the dashed line on the right is the paper's assumption v = 1.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for (name, times), color in zip(costs.items(), _line_colors()[1:]):
+        ns = sorted(times)
+        left.plot(ns, [times[n] * 1e3 for n in ns], "o-", color=color, label=name)
+        right.plot(ns, [times[n] / times[1] for n in ns], "o-", color=color, label=name)
+    ns = sorted(next(iter(costs.values()), {1: 0.0}))
+    right.plot(ns, [1] * len(ns), "--", color=COLORS["theory"], label="paper's assumption")
+    left.set(xlabel="tokens in one target forward", ylabel="ms", title="absolute cost")
+    right.set(xlabel="tokens in one target forward", ylabel="x one-token forward", title="relative cost v")
+    left.legend()
+    right.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_predicted_vs_measured(ks: Sequence[int], curves: dict[str, Sequence[float]], title: str = "") -> Axes:
+    """Speed-up against K: one line per named curve (predictions first, the measurement last), and S = 1.
+
+    Notebook 06 (sections 1 and 2).
+    """
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    markers = ("o--", "s-", "^-", "d-.")
+    colors = (COLORS["theory"], COLORS["target"], COLORS["accepted"], COLORS["correction"])
+    for (name, values), marker, color in zip(curves.items(), markers, colors):
+        ax.plot(list(ks), list(values), marker, color=color, label=name)
+    ax.axhline(1, color=COLORS["rejected"], linewidth=1, linestyle=":")
+    ax.set(xlabel="K (drafted tokens per step)", ylabel="speed-up over plain", title=title)
+    ax.legend(fontsize=8)
     return ax
