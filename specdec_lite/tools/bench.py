@@ -1,4 +1,4 @@
-"""`python -m specdec_lite bench`: plain, speculative and Hugging Face decoding side by side (notebook 05).
+"""`python -m specdec_lite bench`: plain, speculative and Hugging Face decoding side by side (notebook 06).
 
 Every method decodes greedily the same prompts (shipped in `prompts.json`: code, prose and
 question answering, wrapped in the tokenizer's chat template when it has one) with the same

@@ -114,7 +114,7 @@ class ExplorerOutput:
 
     @property
     def alpha(self) -> float | None:
-        """accepted / tested drafts: the α of notebook 05 (chain methods; None for the tree)."""
+        """accepted / tested drafts: the acceptance rate â of the notation table (chain methods; None for the tree)."""
         return alpha_from_trace(self.result.trace)
 
     @property
