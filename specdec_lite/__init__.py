@@ -25,7 +25,7 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     cli.py, demo.py      `python -m specdec_lite demo`
     bench.py, bench_report.py, prompts.json  `python -m specdec_lite bench`     (notebook 06)
     quality.py           `python -m specdec_lite quality`: int8 vs bf16 target (notebook 06)
-    plots.py             the series' pictures, one colour per role                 
+    plots.py             the series' pictures, one colour per role
     trace_view.py        coloured token traces (HTML and text)                 (notebook 08)
     explorer.py          the ipywidgets explorer                               (notebook 08)
 """
