@@ -50,6 +50,8 @@ def test_plot_tree_growth_one_panel_per_depth():
 def test_plot_sibling_ranks_one_bar_per_depth_and_outcome():
     ax = plots.plot_sibling_ranks([[5, 2, 1], [3, 1, 2]])
     assert len(ax.patches) == 6 and ax.get_xticklabels()[-1].get_text() == "none (correction)"
+    ax = plots.plot_sibling_ranks([[5, 2, 1]], names=["first", "later", "none"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["first", "later", "none"]
 
 
 def test_plot_method_comparison_two_panels_one_bar_per_method():

@@ -118,10 +118,10 @@ def plot_tree_growth(trees: list[tuple[list[str], list[int], list[float]]], budg
     return fig
 
 
-def plot_sibling_ranks(table: list[list[int]], ax=None):
+def plot_sibling_ranks(table: list[list[int]], names: list[str] | None = None, ax=None):
     """Notebook 07: bars of `results.sibling_rank_table` — at each depth, how often the target accepted the
-    draft's 1st, 2nd, ... guess, or none of them (last column); one bar group per outcome, a colour shade
-    per depth. Returns the Axes."""
+    draft's 1st, 2nd, ... guess, or none of them (last column); one bar group per outcome (`names`, default
+    "guess 1", "guess 2", ..., "none (correction)"), a colour shade per depth. Returns the Axes."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots()[1]
@@ -131,7 +131,7 @@ def plot_sibling_ranks(table: list[list[int]], ax=None):
         shade = 1 - 0.6 * depth / max(1, len(table) - 1)
         ax.bar([x + depth * width for x in range(n_outcomes)], row, width, color=COLORS["accepted"], alpha=shade,
                label=f"depth {depth + 1}")
-    names = [f"guess {r + 1}" for r in range(n_outcomes - 1)] + ["none (correction)"]
+    names = names or [f"guess {r + 1}" for r in range(n_outcomes - 1)] + ["none (correction)"]
     ax.set_xticks([x + 0.4 - width / 2 for x in range(n_outcomes)], names)
     ax.set(ylabel="times", title="which of the draft's guesses the target accepted")
     if table:
