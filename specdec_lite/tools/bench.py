@@ -16,7 +16,8 @@ the formula picks from the pair's measured c, v_K and the running α); auto_conf
 (`target.generate(assistant_model=draft)`, its defaults); hf_lookup (prompt-lookup decoding, 10
 tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12, 16): kB (a
 chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
-most 8 deep). Our methods also report draft forwards per step. A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
+most 8 deep). Our methods also report draft forwards per step; tree methods count their accepted
+tokens by sibling rank (the draft's 1st, 2nd, 3rd ... guess at the node; JSON `accepted_by_rank`). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
 second pair loaded in DTYPE, side by side with the others.
 
 The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
