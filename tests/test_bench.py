@@ -44,6 +44,12 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     assert rows["k2", "all"]["acceptance_rate"] is not None and rows["plain", "all"]["acceptance_rate"] is None
     assert rows["k2", "all"]["draft_forwards_per_step"] <= 2 and rows["plain", "all"]["draft_forwards_per_step"] is None
     assert rows["chains8", "all"]["draft_forwards_per_step"] <= 4 and rows["tree8", "all"]["draft_forwards_per_step"] <= 8
+    for method in ("tree", "chains8", "tree8"):  # tree methods count their accepted tokens by sibling rank
+        ranks = rows[method, "all"]["accepted_by_rank"]
+        assert ranks is not None and sum(ranks) == rows[method, "all"]["accepted"]
+    assert rows["k2", "all"]["accepted_by_rank"] is None and rows["plain", "all"]["accepted_by_rank"] is None
+    assert all(r["accepted_by_rank"] is None for r in report["runs"] if r["method"] in ("plain", "k2"))
+    assert "by guess 1/2/3+" in printed
     theory = report["theory"]
     assert [r["k"] for r in theory["rows"] if r["category"] == "all"] == [2]
     assert 0 <= theory["alpha"]["all"] <= 1 and theory["c"] > 0
@@ -94,3 +100,23 @@ def test_methods_may_run_on_a_second_dtype():
     assert settings["methods"] == ["plain", "plain@bfloat16", "auto"]
     with pytest.raises(ValueError, match="@DTYPE"):
         bench.resolve_settings(namespace(methods="plain@int4"))
+
+
+def test_rank_text_and_add_counts():
+    from specdec_lite.tools.bench_report import add_counts, rank_text
+
+    assert add_counts([1, 2], [3]) == [4, 2] and add_counts([], [1, 1]) == [1, 1]
+    assert rank_text([5, 2, 1, 1]) == "5/2/2" and rank_text([4]) == "4/0/0" and rank_text(None) == "-"
+
+
+def test_compare_methods_times_each_method_once(one_thread):
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    pair = tiny_pair("qwen2")
+    ids = pair.encode("hello world")
+    rows = bench.compare_methods({"plain": (bench.plain, pair), "k3": (bench.ours(k=3), pair),
+                                  "tree8": (bench.tree(shape="dynamic", n_nodes=8, depth=4), pair)}, ids, 12)
+    assert [r["method"] for r in rows] == ["plain", "k3", "tree8"]
+    assert rows[0]["target_forwards"] == 12 and rows[0]["tokens_per_forward"] == 1.0
+    assert all(r["same_as_first"] and r["tokens"] == 12 and r["tokens_per_s"] > 0 for r in rows)
+    assert rows[2]["target_forwards"] < 12

@@ -12,8 +12,9 @@ from specdec_lite.tools.explorer import (
     plain_key,
     run_request,
     alpha_from_trace,
+    tree_arguments,
 )
-from specdec_lite.algorithm.results import StepTrace
+from specdec_lite.algorithm.results import StepTrace, TreeStepTrace
 from specdec_lite.models.tiny_models import tiny_pair
 
 
@@ -28,6 +29,8 @@ def pair():
     (dict(k=0), "k"),
     (dict(n_branches=0), "n_branches"),
     (dict(depth=0), "depth"),
+    (dict(n_nodes=0), "n_nodes"),
+    (dict(tree_shape="beam"), "tree_shape"),
     (dict(max_new_tokens=0), "max_new_tokens"),
     (dict(temperature=-0.1), "temperature"),
     (dict(top_p=0.0), "top_p"),
@@ -46,6 +49,18 @@ def test_active_controls_per_method():
     assert {"n_branches", "depth"} <= active_controls("tree") and "k" not in active_controls("tree")
     with pytest.raises(ValueError, match="method"):
         active_controls("beam")
+    assert {"tree_shape", "n_branches"} <= active_controls("tree", "chains") and "n_nodes" not in active_controls("tree")
+    assert "n_nodes" in active_controls("tree", "dynamic") and "n_branches" not in active_controls("tree", "dynamic")
+    assert "tree_shape" not in active_controls("chain") and "n_nodes" not in active_controls("chain", "dynamic")
+    with pytest.raises(ValueError, match="tree_shape"):
+        active_controls("tree", "sparse")
+
+
+def test_tree_arguments_follow_the_shape():
+    chains = ExplorerSettings("hi", method="tree", tree_shape="chains", n_branches=3, n_nodes=5, depth=2)
+    dynamic = ExplorerSettings("hi", method="tree", tree_shape="dynamic", n_branches=3, n_nodes=5, depth=2)
+    assert tree_arguments(chains) == dict(shape="chains", depth=2, n_branches=3)
+    assert tree_arguments(dynamic) == dict(shape="dynamic", depth=2, n_nodes=5)
 
 
 def test_plain_key_ignores_what_the_baseline_does_not_depend_on():
@@ -126,3 +141,23 @@ def test_tree_run_equals_plain_and_shows_its_branches(pair):
     output = run_request(pair, settings)
     assert output.same_as_plain and len(output.result.trace) >= 1
     assert 'class="sd-tree"' in output.html() and "n/a for a tree" in output.html() and output.alpha is None
+
+
+def test_dynamic_tree_run_respects_the_node_budget(pair):
+    settings = ExplorerSettings("hello world", method="tree", tree_shape="dynamic", n_nodes=5, depth=3, max_new_tokens=12)
+    output = run_request(pair, settings)
+    steps = [step for step in output.result.trace if isinstance(step, TreeStepTrace)]
+    assert output.same_as_plain and steps
+    assert all(step.nodes_verified <= 5 and max(step.depths) <= 3 for step in steps)
+    assert any(len(set(step.depths)) < step.nodes_verified + 1 for step in steps)  # it branches somewhere
+
+
+def test_widget_tree_shape_switches_the_size_control(pair):
+    panel = build_explorer(pair, ExplorerSettings("hello world", method="tree", max_new_tokens=8))
+    by_name = {control.description: control for control in panel.children[:-2]}
+    assert not by_name["tree n_branches"].disabled and by_name["tree node budget"].disabled
+    by_name["tree shape"].value = "dynamic"
+    assert by_name["tree n_branches"].disabled and not by_name["tree node budget"].disabled
+    by_name["tree node budget"].value = 4
+    panel.children[-2].click()
+    assert 'class="sd-tree"' in panel.children[-1].value

@@ -94,6 +94,35 @@ def accepted_by_sibling_rank(trace: list[TraceStep]) -> list[int]:
     return counts
 
 
+def sibling_rank_table(trace: list[TraceStep]) -> list[list[int]]:
+    """table[d][r] (tree steps only): at depth d + 1 of the walk, how often the target accepted the (r+1)-th
+    drafted child of the node it stood on; the LAST column counts nodes whose children were all rejected.
+    There is one rank column per child of the most branched node the walk tested.
+
+    Every node the walk stood on that had children counts once (a leaf ends the walk with a bonus and
+    is not counted), so a row's sum is how often the target tested children at that depth.
+    """
+    outcomes, n_ranks = [], 0  # (depth index, rank, or None when every child was rejected); most children seen
+    for step in trace:
+        if not isinstance(step, TreeStepTrace):
+            continue
+        node, path = 0, step.accepted_nodes
+        for depth in range(len(path) + 1):
+            children = [v for v, p in enumerate(step.parents) if p == node]
+            if not children:
+                break
+            n_ranks = max(n_ranks, len(children))
+            outcomes.append((depth, children.index(path[depth]) if depth < len(path) else None))
+            if depth < len(path):
+                node = path[depth]
+    if not outcomes:
+        return []
+    table = [[0] * (n_ranks + 1) for _ in range(max(depth for depth, _ in outcomes) + 1)]
+    for depth, rank in outcomes:
+        table[depth][n_ranks if rank is None else rank] += 1
+    return table
+
+
 @dataclass
 class GenerationStats:
     new_tokens: int = 0

@@ -30,12 +30,12 @@ top-k-per-depth shape (Medusa's sparse trees); batches of several sequences.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from .kv_cache import cache_length, forward_new_tokens
+from .kv_cache import cache_length, forward_new_tokens, new_cache
 from .sampling import GREEDY, Sampling, sample
 from .token_tree import TokenTree, forward_tree_nodes
 
@@ -104,6 +104,7 @@ class TreeProposal:
     forwards: int  # draft forward passes spent
     n_fed: int  # tree nodes 1..n_fed were fed to the draft ...
     cache_slots: list[int]  # ... node v as the cache_slots[v]-th drafted entry after the prefix (0-based)
+    scores: list[float] = field(default_factory=list)  # each node's path score (greedy: draft path probability)
 
 
 def draw_without_replacement(probs: torch.Tensor, n: int, generator: torch.Generator | None) -> list[int]:
@@ -222,4 +223,20 @@ def finish_proposal(drafted: DraftedTree, n_nodes: int, n_fed: int, forwards: in
         blank = torch.zeros_like(drafted.q_rows[0])  # children of a node never fed: none, never read
         q = torch.stack([drafted.q_rows[v] if v < len(drafted.q_rows) else blank for v in nodes])  # [N, vocab]
     return TreeProposal(tree, q, forwards, n_fed=sum(0 < v <= n_fed for v in nodes),
-                        cache_slots=[v - 1 for v in nodes])
+                        cache_slots=[v - 1 for v in nodes], scores=[drafted.scores[v] for v in nodes])
+
+
+def tree_after_each_depth(draft: PreTrainedModel, ids: torch.Tensor, shape: TreeShape) -> list[TreeProposal]:
+    """The proposal after depth 1, 2, ..., shape.depth (for pictures, notebook 07): `propose_tree` stopped at
+    each depth in turn, greedy, each from a fresh cache holding `ids` [1, n] but its last token (the root).
+    The list ends early when the tree stops growing (no child could enter the node budget)."""
+    proposals: list[TreeProposal] = []
+    for depth in range(1, shape.depth + 1):
+        cache = new_cache(draft)
+        forward_new_tokens(draft, cache, ids[:, :-1])
+        proposal = propose_tree(draft, cache, ids[:, -1:], replace(shape, depth=depth))
+        last = proposals[-1].tree if proposals else None
+        if last is not None and torch.equal(proposal.tree.tokens, last.tokens) and torch.equal(proposal.tree.parents, last.parents):
+            break
+        proposals.append(proposal)
+    return proposals

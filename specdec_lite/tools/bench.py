@@ -16,7 +16,8 @@ the formula picks from the pair's measured c, v_K and the running α); auto_conf
 (`target.generate(assistant_model=draft)`, its defaults); hf_lookup (prompt-lookup decoding, 10
 tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12, 16): kB (a
 chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
-most 8 deep). Our methods also report draft forwards per step. A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
+most 8 deep). Our methods also report draft forwards per step; tree methods count their accepted
+tokens by sibling rank (the draft's 1st, 2nd, 3rd ... guess at the node; JSON `accepted_by_rank`). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
 second pair loaded in DTYPE, side by side with the others.
 
 The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
-from ..algorithm.results import GenerationResult, StepTrace, TreeStepTrace
+from ..algorithm.results import GenerationResult, StepTrace, TreeStepTrace, accepted_by_sibling_rank
 from ..algorithm.theory import synchronize
 from ..algorithm.tree import tree_generate
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
@@ -79,6 +80,7 @@ class Run:
     token_ids: list[int]
     draft_forwards: int | None  # after the prompt's prefill
     drafted_steps: int | None  # steps that drafted (chain or tree)
+    accepted_by_rank: list[int] | None = None  # tree methods: accepted tokens that were the draft's 1st, 2nd, ... guess
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -210,6 +212,13 @@ def speculative_counts(result: GenerationResult | None, n_prompt: int) -> tuple[
     return stats.proposed, stats.accepted, stats.draft_forwards - (n_prompt > 1), steps
 
 
+def sibling_ranks(result: GenerationResult | None) -> list[int] | None:
+    """Tree runs: counts[r] = accepted tokens that were the draft's (r+1)-th guess at their node; else None."""
+    if result is None or not any(isinstance(step, TreeStepTrace) for step in result.trace):
+        return None
+    return accepted_by_sibling_rank(result.trace)
+
+
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
     """Run one method; also return its wall time and how many times the target's forward ran."""
     calls = []
@@ -244,9 +253,27 @@ def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], r
                     proposed, accepted, draft_forwards, steps = speculative_counts(result, ids.shape[1])
                     runs.append(Run(name, str(pair.dtype).removeprefix("torch."), prompt["name"], prompt["category"],
                                     repeat, len(tokens), seconds, forwards, proposed, accepted, tokens, draft_forwards,
-                                    steps))
+                                    steps, sibling_ranks(result)))
                     progress.update()
     return runs
+
+
+def compare_methods(methods: dict[str, tuple[Method, ModelPair]], ids: torch.Tensor, max_new_tokens: int,
+                    warmup_tokens: int = 2) -> list[dict]:
+    """One timed run of each method on the prompt `ids` [1, n] (after a short warm-up each), for a notebook table.
+
+    Rows: method, new tokens, target forwards (prompt prefill included), tokens per target forward, seconds,
+    tokens/s, and whether the tokens equal the FIRST method's (put plain decoding first). Notebook 07 uses it.
+    """
+    rows, first = [], None
+    for name, (method, pair) in methods.items():
+        method(pair, ids, warmup_tokens)
+        tokens, _, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+        first = tokens if first is None else first
+        rows.append(dict(method=name, tokens=len(tokens), target_forwards=forwards,
+                         tokens_per_forward=len(tokens) / forwards, seconds=seconds,
+                         tokens_per_s=len(tokens) / seconds, same_as_first=tokens == first))
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:

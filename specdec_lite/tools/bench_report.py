@@ -3,7 +3,9 @@
 Summary per method and prompt category: the median wall time over repeats of each prompt,
 summed over the category's prompts, gives tokens/s; speed-up is over `plain` in the same
 category; tokens per target forward counts every target call (prompt prefill included); draft
-forwards per step (our methods) divides the draft forwards after the prefill by the steps that drafted.
+forwards per step (our methods) divides the draft forwards after the prefill by the steps that drafted;
+tree methods also count their accepted tokens by sibling rank (`accepted_by_rank`: how many were the
+draft's 1st, 2nd, 3rd ... guess at their node; the table shows 1st/2nd/3rd-or-later).
 Theory per fixed K: α (greedy: the share of the plain continuation's positions where the
 draft's argmax equals the target's), c and the measured cost v_K of a (K+1)-token target
 forward give the paper's prediction (1 − α^(K+1)) / ((1 − α)(Kc + 1)) and the refined one with
@@ -34,7 +36,8 @@ def by_prompt(runs) -> dict[tuple[str, str], dict]:
     return {key: dict(category=rs[0].category, dtype=rs[0].dtype, seconds=statistics.median(r.seconds for r in rs),
                       tokens=rs[0].new_tokens, forwards=rs[0].target_forwards, proposed=rs[0].proposed,
                       accepted=rs[0].accepted, token_ids=rs[0].token_ids, draft_forwards=rs[0].draft_forwards,
-                      drafted_steps=rs[0].drafted_steps) for key, rs in grouped.items()}
+                      drafted_steps=rs[0].drafted_steps, accepted_by_rank=getattr(rs[0], "accepted_by_rank", None))
+            for key, rs in grouped.items()}
 
 
 def summarize(runs) -> list[dict]:
@@ -45,7 +48,8 @@ def summarize(runs) -> list[dict]:
         for category in (cell["category"], "all"):
             row = rows.setdefault((method, category), dict(method=method, category=category, dtype=cell["dtype"],
                                                             tokens=0, seconds=0.0, forwards=0, proposed=0, accepted=0,
-                                                            draft_forwards=0, drafted_steps=0, same=0, prompts=0))
+                                                            draft_forwards=0, drafted_steps=0, same=0, prompts=0,
+                                                            accepted_by_rank=None))
             plain_ids = cells.get(("plain", prompt), cell)["token_ids"]
             row["tokens"] += cell["tokens"]
             row["seconds"] += cell["seconds"]
@@ -55,8 +59,23 @@ def summarize(runs) -> list[dict]:
             row["draft_forwards"] += cell["draft_forwards"] or 0
             row["drafted_steps"] += cell["drafted_steps"] or 0
             row["same"] += cell["token_ids"] == plain_ids
+            if cell["accepted_by_rank"] is not None:
+                row["accepted_by_rank"] = add_counts(row["accepted_by_rank"] or [], cell["accepted_by_rank"])
             row["prompts"] += 1
     return [finish_row(row, rows.get(("plain", row["category"]))) for row in rows.values()]
+
+
+def add_counts(a: list[int], b: list[int]) -> list[int]:
+    """Element-wise sum of two count lists of any lengths."""
+    return [x + y for x, y in zip(a + [0] * (len(b) - len(a)), b + [0] * (len(a) - len(b)))]
+
+
+def rank_text(counts: list[int] | None, shown: int = 3) -> str:
+    """'31/6/2' : accepted tokens that were the 1st/2nd/3rd guess (later guesses added to the last); '-' if none."""
+    if counts is None:
+        return "-"
+    padded = counts + [0] * (shown - len(counts))
+    return "/".join(str(c) for c in padded[:shown - 1] + [sum(padded[shown - 1:])])
 
 
 def finish_row(row: dict, plain_row: dict | None) -> dict:
@@ -107,11 +126,12 @@ def fmt(value, spec: str = ".2f") -> str:
 
 def print_summary(summary: list[dict]) -> None:
     print(f"\n{'method':<15}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'dfwd/step':>10}"
-          f"{'same':>7}")
+          f"{'same':>7}{'by guess 1/2/3+':>17}")
     for row in sorted(summary, key=lambda r: (r["category"], -r["tokens_per_s"])):
         print(f"{row['method']:<15}{row['category']:<9}{row['tokens_per_s']:>7.2f}{fmt(row['speedup']):>9}"
               f"{row['tokens_per_forward']:>8.2f}{fmt(row['acceptance_rate']):>8}"
-              f"{fmt(row['draft_forwards_per_step']):>10}{row['same']:>4}/{row['prompts']:<2}")
+              f"{fmt(row['draft_forwards_per_step']):>10}{row['same']:>4}/{row['prompts']:<2}"
+              f"{rank_text(row.get('accepted_by_rank')):>17}")
 
 
 def print_theory(report: dict) -> None:

@@ -5,7 +5,7 @@ The panel is thin. Everything a click does lives in plain functions that tests c
   run_request           one run of the chosen method plus the plain baseline -> ExplorerOutput
   ExplorerOutput.html   the coloured trace and the numbers: α, tokens per target forward, speed-up
   alpha_from_trace      α estimated from a chain trace (accepted / drafts the target actually tested)
-  active_controls       which sliders matter for a method (the others are greyed out)
+  active_controls       which sliders matter for a method and tree shape (the others are greyed out)
 `build_explorer(pair)` wires those to ipywidgets, which it imports only when called.
 
 What it does not do: benchmark. The speed-up is one run each (after a 2-token warm-up), so it
@@ -21,7 +21,7 @@ from ..algorithm.autoregressive import autoregressive_generate
 from ..algorithm.chain import speculative_generate
 from ..algorithm.draft_length import HeuristicK
 from ..algorithm.results import GenerationResult, StepTrace, TraceStep, TreeStepTrace
-from ..algorithm.tree import tree_generate
+from ..algorithm.tree import SHAPES, tree_generate
 from ..models.pair import ModelPair
 from .trace_view import token_decoder, trace_html, tree_branches_html
 
@@ -34,14 +34,18 @@ WARMUP_TOKENS = 2
 class ExplorerSettings:
     """What the panel's controls hold. "auto" (the default) is the chain with the cost-aware K
     (`k="auto"` of `speculative_generate`); `k` is the draft length of "chain" (the starting K for "adaptive");
-    `n_branches` and `depth` shape the token tree (method "tree" only), as in `tree_generate`."""
+    the token tree (method "tree" only) has `tree_shape` "chains" (`n_branches` chains of `depth` tokens) or
+    "dynamic" (the `n_nodes` drafted nodes of highest draft path probability, at most `depth` deep), as in
+    `tree_generate`."""
 
     prompt: str
     method: str = "auto"
     k: int = 4
     temperature: float = 0.0
     top_p: float = 1.0
+    tree_shape: str = "chains"
     n_branches: int = 2
+    n_nodes: int = 8
     depth: int = 4
     max_new_tokens: int = 48
     seed: int = 0
@@ -51,7 +55,9 @@ class ExplorerSettings:
             raise ValueError("prompt must not be empty")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        for name in ("k", "n_branches", "depth", "max_new_tokens"):
+        if self.tree_shape not in SHAPES:
+            raise ValueError(f"tree_shape must be one of {SHAPES}, got {self.tree_shape!r}")
+        for name in ("k", "n_branches", "n_nodes", "depth", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.temperature < 0:
@@ -60,12 +66,22 @@ class ExplorerSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
-def active_controls(method: str) -> set[str]:
-    """The controls that change a run of `method` (K is the starting K for "adaptive")."""
+def active_controls(method: str, tree_shape: str = "chains") -> set[str]:
+    """The controls that change a run of `method` (K is the starting K for "adaptive"); for the tree, the
+    shape's own size control: `n_branches` for "chains", `n_nodes` (the node budget) for "dynamic"."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if tree_shape not in SHAPES:
+        raise ValueError(f"tree_shape must be one of {SHAPES}, got {tree_shape!r}")
     sampling = {"prompt", "temperature", "top_p", "max_new_tokens", "seed"}
-    return sampling | {"tree": {"n_branches", "depth"}, "auto": set()}.get(method, {"k"})
+    tree = {"tree_shape", "depth", "n_branches" if tree_shape == "chains" else "n_nodes"}
+    return sampling | {"tree": tree, "auto": set()}.get(method, {"k"})
+
+
+def tree_arguments(settings: ExplorerSettings) -> dict:
+    """`tree_generate`'s shape arguments for the settings' tree shape."""
+    size = {"n_branches": settings.n_branches} if settings.tree_shape == "chains" else {"n_nodes": settings.n_nodes}
+    return dict(shape=settings.tree_shape, depth=settings.depth, **size)
 
 
 def sampling_arguments(settings: ExplorerSettings) -> dict:
@@ -81,7 +97,7 @@ def run_method(pair: ModelPair, settings: ExplorerSettings, max_new_tokens: int)
     """One run of the chosen method with the chosen knobs."""
     common = dict(max_new_tokens=max_new_tokens, **sampling_arguments(settings))
     if settings.method == "tree":
-        return tree_generate(pair, settings.prompt, n_branches=settings.n_branches, depth=settings.depth, **common)
+        return tree_generate(pair, settings.prompt, **tree_arguments(settings), **common)
     k = {"adaptive": HeuristicK(k=settings.k, k_max=max(16, settings.k)), "auto": "auto"}.get(settings.method, settings.k)
     return speculative_generate(pair, settings.prompt, k=k, **common)
 
@@ -191,7 +207,7 @@ def build_explorer(pair: ModelPair, settings: ExplorerSettings | None = None):
     plain_cache: dict = {}
 
     def grey_out(_change=None) -> None:
-        active = active_controls(controls["method"].value)
+        active = active_controls(controls["method"].value, controls["tree_shape"].value)
         for name, control in controls.items():
             control.disabled = name not in active and name != "method"
 
@@ -204,6 +220,7 @@ def build_explorer(pair: ModelPair, settings: ExplorerSettings | None = None):
             shown.value = error_html(error)
 
     controls["method"].observe(grey_out, names="value")
+    controls["tree_shape"].observe(grey_out, names="value")
     run_button.on_click(on_run)
     grey_out()
     return widgets.VBox([*controls.values(), run_button, shown])
@@ -223,8 +240,12 @@ def explorer_controls(widgets, settings: ExplorerSettings) -> dict:
                                            description="temperature", style=style, layout=layout),
         "top_p": widgets.FloatSlider(values["top_p"], min=0.05, max=1.0, step=0.05, description="top-p",
                                      style=style, layout=layout),
+        "tree_shape": widgets.ToggleButtons(options=list(SHAPES), value=values["tree_shape"],
+                                            description="tree shape", style=style),
         "n_branches": widgets.IntSlider(values["n_branches"], 1, 8, description="tree n_branches", style=style,
                                       layout=layout),
+        "n_nodes": widgets.IntSlider(values["n_nodes"], 1, 32, description="tree node budget", style=style,
+                                     layout=layout),
         "depth": widgets.IntSlider(values["depth"], 1, 8, description="tree depth", style=style, layout=layout),
         "max_new_tokens": widgets.IntSlider(values["max_new_tokens"], 8, 128, step=8, description="new tokens",
                                             style=style, layout=layout),
