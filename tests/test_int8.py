@@ -191,6 +191,7 @@ def test_bf16_lookup_equals_a_float32_copy_of_the_bf16_table():
     assert lookup.weight.dtype == torch.bfloat16
     reference = nn.functional.embedding(ids, embedding.weight.detach().float())  # what model.float() gave before
     assert lookup(ids).dtype == torch.float32 and torch.equal(lookup(ids), reference)
+    assert (lookup.num_embeddings, lookup.embedding_dim) == (50, 8)  # what nn.Embedding's users read
 
 
 def test_bf16_lookup_refuses_a_float32_table():
@@ -198,3 +199,15 @@ def test_bf16_lookup_refuses_a_float32_table():
 
     with pytest.raises(ValueError, match="bf16"):
         Bf16Lookup(nn.Embedding(4, 2))
+
+
+def test_a_loaded_int8_pair_keeps_a_bf16_embedding_and_can_be_timed(tmp_path, monkeypatch):
+    from specdec_lite.algorithm import theory
+    from specdec_lite.models.quantize import Bf16Lookup
+
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path / "cache"))
+    draft, target = save_tiny_pair(tmp_path / "pair", arch="qwen2")
+    pair = load_pair(draft=draft, target=target, dtype="int8", device="cpu")
+    assert isinstance(pair.target.get_input_embeddings(), Bf16Lookup)
+    assert theory.forward_time(pair.target, 4, 2, repeats=1) > 0  # reads the embedding's num_embeddings
+    assert speculative_generate(pair, "ab", 8, k=3).token_ids == autoregressive_generate(pair, "ab", 8).token_ids

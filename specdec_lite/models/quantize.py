@@ -231,6 +231,14 @@ class Bf16Lookup(nn.Module):
     def weight(self) -> torch.Tensor:  # [vocab, d] bf16
         return self.bits.view(torch.bfloat16)
 
+    @property
+    def num_embeddings(self) -> int:  # as nn.Embedding
+        return self.bits.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.bits.shape[1]
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # [..., ] -> [..., d] float32
         return nn.functional.embedding(ids, self.weight, self.padding_idx).float()
 
