@@ -211,3 +211,17 @@ def test_a_loaded_int8_pair_keeps_a_bf16_embedding_and_can_be_timed(tmp_path, mo
     assert isinstance(pair.target.get_input_embeddings(), Bf16Lookup)
     assert theory.forward_time(pair.target, 4, 2, repeats=1) > 0  # reads the embedding's num_embeddings
     assert speculative_generate(pair, "ab", 8, k=3).token_ids == autoregressive_generate(pair, "ab", 8).token_ids
+
+
+def test_the_int8_cache_file_is_safetensors_and_reads_back_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    from specdec_lite.models.precision import SavedTensors, save_int8_weights
+
+    model = quantize_model(tiny_pair("qwen2").target)
+    save_int8_weights(model, tmp_path / "w.safetensors")
+    expected = int8_weights(model)
+    for read in (load_file(tmp_path / "w.safetensors"), SavedTensors(tmp_path / "w.safetensors")):
+        assert sorted(read) == sorted(expected)
+        for name, tensor in expected.items():
+            assert torch.equal(read[name], tensor) and read[name].dtype == tensor.dtype
