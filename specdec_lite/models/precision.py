@@ -136,30 +136,21 @@ class SavedTensors(Mapping):
 def save_int8_weights(model: PreTrainedModel, path: Path) -> None:
     """Write `int8_weights(model)` as a safetensors file, one tensor at a time (`safetensors.save_file` would hold
     every unpacked weight and a bytes copy of each at once: ~3 GB more at the peak for the 1.5B target)."""
-    layout = int8_weights_layout(model)
+    layers = [(name, module) for name, module in model.named_modules() if isinstance(module, Int8Linear)]
     entries, offset = {}, 0
-    for name, (dtype, shape, n_bytes) in layout.items():
-        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n_bytes]}
-        offset += n_bytes
+    for name, layer in layers:  # the header first: names, dtypes, shapes and byte ranges, without unpacking
+        for part, dtype, shape, n_bytes in (
+                ("int8_weight", "I8", [layer.out_features, layer.in_features], layer.out_features * layer.in_features),
+                ("scale", "F32", [layer.out_features], 4 * layer.out_features)):
+            entries[f"{name}.{part}"] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n_bytes]}
+            offset += n_bytes
     header = json.dumps(entries).encode()
     header += b" " * (-len(header) % 8)  # the format aligns the data to 8 bytes
     with open(path, "wb") as file:
         file.write(len(header).to_bytes(8, "little") + header)
-        layers = dict(model.named_modules())
-        for name in layout:
-            module_name, part = name.rsplit(".", 1)
-            file.write(getattr(layers[module_name], part).contiguous().numpy().tobytes())
-
-
-def int8_weights_layout(model: PreTrainedModel) -> dict[str, tuple[str, list[int], int]]:
-    """Name -> (safetensors dtype, shape, bytes) of every tensor `int8_weights(model)` holds, without unpacking."""
-    layout = {}
-    for name, module in model.named_modules():
-        if isinstance(module, Int8Linear):
-            layout[f"{name}.int8_weight"] = ("I8", [module.out_features, module.in_features],
-                                             module.out_features * module.in_features)
-            layout[f"{name}.scale"] = ("F32", [module.out_features], 4 * module.out_features)
-    return layout
+        for _, layer in layers:  # then the data, in the header's order
+            file.write(layer.int8_weight.contiguous().numpy().tobytes())
+            file.write(layer.scale.contiguous().numpy().tobytes())
 
 
 def load_int8_model(name_or_dir: str | Path) -> PreTrainedModel:

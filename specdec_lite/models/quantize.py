@@ -196,7 +196,8 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
 
     `saved` holds int8 weights from `int8_weights(model)` of an earlier run, which skips quantizing
     them again. With `fuse`, q/k/v and gate/up become one GEMM each. The rest of the model
-    (embeddings, norms, attention arithmetic) runs in float32. CPU only.
+    (norms, attention arithmetic) runs in float32; a bf16 input embedding stays bf16 (`Bf16Lookup`,
+    its rows widened to float32). CPU only.
     Memory: each module's new layers are packed for FBGEMM (on all of torch's threads) before the next
     module is converted, so only a few layers' float and plain int8 weights are alive at once.
     """
