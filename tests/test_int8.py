@@ -41,11 +41,12 @@ def test_per_tensor_dynamic_quantization_is_not_row_independent():
     """The control: PyTorch's quantize_dynamic path (one scale per call) mixes rows, which is why we do not use it."""
     torch.manual_seed(0)
     weight = torch.randn(40, 96)
-    packed = pack_weight(*quantize_weight(weight))
+    int8_weight, scale = quantize_weight(weight)
+    packed = pack_weight(int8_weight)
     x = torch.randn(5, 96) * torch.tensor([0.01, 1, 1, 1, 10])[:, None]
     dynamic = torch.ops.quantized.linear_dynamic(x, packed, True)
     assert not torch.equal(dynamic[:1], torch.ops.quantized.linear_dynamic(x[:1], packed, True))
-    assert torch.equal(int8_matmul(x, packed)[:1], int8_matmul(x[:1], packed))
+    assert torch.equal(int8_matmul(x, packed, scale)[:1], int8_matmul(x[:1], packed, scale))
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -76,14 +77,26 @@ def test_row_attention_is_needed_for_exactness():
     """The control: with PyTorch's sdpa the same int8 model's verify rows differ from one-token forwards."""
     model = int8_pair("qwen2").target
     model.set_attn_implementation("sdpa")
-    ids = torch.randint(0, model.config.vocab_size, (1, 20), generator=torch.Generator().manual_seed(1))
-    cache = new_cache(model)
-    forward_new_tokens(model, cache, ids[:, :14])
-    verify = forward_new_tokens(model, cache, ids[:, 14:])
-    cache = new_cache(model)
-    forward_new_tokens(model, cache, ids[:, :14])
-    singles = torch.cat([forward_new_tokens(model, cache, ids[:, j:j + 1]) for j in range(14, 20)])
-    assert not torch.equal(verify, singles)
+    for seed in range(3):
+        ids = torch.randint(0, model.config.vocab_size, (1, 40), generator=torch.Generator().manual_seed(seed))
+        cache = new_cache(model)
+        forward_new_tokens(model, cache, ids[:, :30])
+        verify = forward_new_tokens(model, cache, ids[:, 30:])  # [10, vocab]
+        cache = new_cache(model)
+        forward_new_tokens(model, cache, ids[:, :30])
+        singles = torch.cat([forward_new_tokens(model, cache, ids[:, j:j + 1]) for j in range(30, 40)])
+        assert not torch.equal(verify, singles)
+
+
+def test_visible_keys_are_found_once_per_mask_and_again_for_a_new_mask():
+    keys = row_attention.LastMaskKeys()
+    mask = torch.zeros(1, 1, 2, 4)
+    mask[0, 0, 0, 2:] = float("-inf")  # row 0 sees keys 0-1, row 1 sees all four
+    first = keys(mask, 2, 4)
+    assert keys(mask, 2, 4) is first and [r.stop for r in first] == [2, 4]  # the next layer: not searched again
+    tree_mask = mask.clone()
+    tree_mask[0, 0, 1, 1] = float("-inf")  # the next forward's mask: row 1 skips key 1
+    assert torch.equal(keys(tree_mask, 2, 4)[1], torch.tensor([0, 2, 3]))
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -5,6 +5,8 @@ nbval re-executes them).
 - nbval's directives live in cell tags, so a learner reads no CI comments in the code.
 - No committed output shows a generator's repr, a stderr stream or a weight-loading progress line.
 - A notebook that names a paper links it in a references cell.
+- Every decimal number a markdown cell states is computed, not retyped: it appears in the notebook's code or
+  outputs (or, for an exercise's parameters, in its solutions notebook). Integers (K = 4, 28 layers) are not checked.
 """
 
 import re
@@ -54,3 +56,37 @@ def test_papers_named_are_linked(path):
     references = [text for text in markdown if re.match(r"#+\s*References", text.strip())]
     assert references, f"{path.name} names a paper but has no '## References' cell"
     assert "https://arxiv.org/abs/" in references[0]
+
+
+DECIMAL = re.compile(r"(?<![\w.^_{])\d+\.\d+(?![\w.])")  # 0.54, 3.20; not 2211.17192 inside a link, not v1.2.3
+LINK = re.compile(r"\(https?://[^)]*\)|https?://\S+|arXiv:\d+\.\d+")
+
+
+def code_and_outputs(path: Path) -> str:
+    texts = []
+    for cell in cells(path, "code"):
+        texts.append(cell.source)
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", "") + str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+def companion(path: Path) -> Path:
+    """A notebook's solutions notebook, or a solutions notebook's chapter."""
+    if path.parent.name == "solutions":
+        return next(NOTEBOOKS.glob(f"{path.name[:2]}_*.ipynb"))
+    return NOTEBOOKS / "solutions" / f"{path.name[:2]}_solutions.ipynb"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_decimal_numbers_in_markdown_are_computed_not_retyped(path):
+    computed = code_and_outputs(path) + code_and_outputs(companion(path))
+    stated = [(number, text[:80]) for text in (c.source for c in cells(path, "markdown"))
+              for number in DECIMAL.findall(LINK.sub("", text))]
+    assert [(n, where) for n, where in stated if n not in computed] == []
+
+
+def test_the_decimal_check_finds_a_retyped_number():
+    """The control: a number that no cell computes is caught, one in a link is not."""
+    text = "measured c = 0.41 (see [paper](https://arxiv.org/abs/2211.17192))"
+    assert DECIMAL.findall(LINK.sub("", text)) == ["0.41"]

@@ -115,6 +115,16 @@ def test_tokenizers_with_other_ids_are_refused_naming_both_models(tmp_path):
         load_pair(draft=draft_dir, target=target_dir, device="cpu")
 
 
+def test_identical_tokenizer_files_are_recognised_and_others_are_not(tmp_path):
+    from specdec_lite.models.pair import same_tokenizer_files
+
+    draft_dir, target_dir = save_tiny_pair(tmp_path / "same")
+    assert same_tokenizer_files(draft_dir, target_dir)  # load_pair skips loading the draft's tokenizer
+    other_draft, other_target = save_tiny_pair(tmp_path / "other", draft_alphabet=TINY_ALPHABET[::-1])
+    assert not same_tokenizer_files(other_draft, other_target)  # so load_pair compares the vocabularies
+    assert not same_tokenizer_files("distilgpt2", "gpt2")  # hub ids: nothing local to compare
+
+
 def test_from_models_builds_a_checked_pair_from_loaded_models():
     draft, target = tiny_model("gpt2", seed=1), tiny_model("gpt2", seed=2)
     pair = ModelPair.from_models(draft, target, tiny_tokenizer(), draft_tokenizer=tiny_tokenizer())

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import torch
 from torch import nn
@@ -46,25 +46,27 @@ def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8), scale
 
 
-def pack_weight(int8_weight: torch.Tensor, scale: torch.Tensor):
-    """The FBGEMM-packed form of an int8 weight [out, in] with per-channel `scale` [out].
+def pack_weight(int8_weight: torch.Tensor):
+    """The FBGEMM-packed form of an int8 weight [out, in], packed with scale 1 (the per-channel scales are applied
+    by `int8_matmul`: packing per-channel scales costs FBGEMM one small read per channel, 2.4x the packing time).
 
     torch 2.13 warns that quantized tensor types are deprecated (in favour of torchao); the
     packing op still takes one, so that one warning is silenced here.
     """
-    zero = torch.zeros(scale.shape[0], dtype=torch.long)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*deprecated")
-        quantized = torch._make_per_channel_quantized_tensor(int8_weight, scale.double(), zero, 0)
+        quantized = torch._make_per_tensor_quantized_tensor(int8_weight, 1.0, 0)
     return torch.ops.quantized.linear_prepack(quantized, None)
 
 
-def int8_matmul(x: torch.Tensor, packed) -> torch.Tensor:
-    """x [rows, in] float32 -> x W^T [rows, out] float32, each row quantized with its own scale."""
+def int8_matmul(x: torch.Tensor, packed, scale: torch.Tensor) -> torch.Tensor:
+    """x [rows, in] float32 -> x W^T [rows, out] float32, W = int8 weight * `scale` [out], each row of x
+    quantized with its own scale."""
     row_scale = x.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / ACTIVATION_LEVELS  # [rows, 1]
-    # the kernel quantizes its input with scale 1 and zero point 64: round(x / s_i) + 64, per element
+    # the kernel quantizes its input with scale 1 and zero point 64: round(x / s_i) + 64, per element, and
+    # returns the int32 sums of products as float32
     out = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(x / row_scale, 1.0, ZERO_POINT, packed)
-    return out * row_scale
+    return out * row_scale * scale  # [rows, out] * [rows, 1] * [out]
 
 
 class Int8Linear(nn.Module):
@@ -82,7 +84,7 @@ class Int8Linear(nn.Module):
     def packed(self):
         """FBGEMM's packed weight; packing frees the plain int8 copy (one copy of the weights in memory, not two)."""
         if self._packed is None:
-            self._packed, self._unpacked = pack_weight(self._unpacked, self.scale), None
+            self._packed, self._unpacked = pack_weight(self._unpacked), None
         return self._packed
 
     @property
@@ -95,7 +97,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
         flat = x.reshape(-1, self.in_features).float()
-        y = int8_matmul(flat, self.packed)
+        y = int8_matmul(flat, self.packed, self.scale)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
@@ -191,23 +193,34 @@ def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bo
 
 
 @torch.no_grad()
-def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: bool = True) -> nn.Module:
+def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: bool = True,
+                   pack: bool = True) -> nn.Module:
     """Swap every linear layer of `model` (lm_head included) for an `Int8Linear`, in place; returns `model`.
 
     `saved` holds int8 weights from `int8_weights(model)` of an earlier run, which skips quantizing
     them again. With `fuse`, q/k/v and gate/up become one GEMM each. The rest of the model
     (norms, attention arithmetic) runs in float32; a bf16 input embedding stays bf16 (`Bf16Lookup`,
     its rows widened to float32). CPU only.
-    Memory: each module's new layers are packed for FBGEMM (on all of torch's threads) before the next
-    module is converted, so only a few layers' float and plain int8 weights are alive at once.
+    Memory: the new layers are packed for FBGEMM on all of torch's threads while the next modules are
+    converted, at most a few layers ahead, so only a few layers' float and plain int8 weights are alive at once. With
+    `pack=False` the int8 weights stay plain (to be saved; each layer packs itself on first use).
     """
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
     # only the parents: a list holding the linears themselves would keep every float weight alive until the end
     parents = [(prefix, module) for prefix, module in model.named_modules() if next(module.children(), None)]
-    with ThreadPoolExecutor(torch.get_num_threads()) as pool:
-        for prefix, module in parents:
+    workers = torch.get_num_threads()
+    with ThreadPoolExecutor(workers) as pool:
+        submitted: list[Future] = []
+        packing: set[Future] = set()
+        for prefix, module in parents:  # the root first: its lm_head, the slowest to pack, overlaps the layers
             layers = replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
-            list(pool.map(lambda layer: layer.packed, layers))  # packing is the slow part of a load
+            if pack:  # packing is the slow part of a load
+                new = [pool.submit(lambda layer=layer: layer.packed) for layer in layers]
+                submitted, packing = submitted + new, packing | set(new)
+                while len(packing) > 2 * workers:  # a few unpacked weights in memory at a time, not all
+                    packing = wait(packing, return_when=FIRST_COMPLETED).not_done
+    for future in submitted:
+        future.result()  # raises here what a packing thread raised
     embedding = model.get_input_embeddings()
     if isinstance(embedding, nn.Embedding) and embedding.weight.dtype == torch.bfloat16:  # exact only from bf16
         model.set_input_embeddings(Bf16Lookup(embedding))

@@ -37,19 +37,40 @@ def visible_keys(mask: torch.Tensor | None, row: int, n_rows: int, n_keys: int) 
     return slice(0, count) if int(index[-1]) == count - 1 else index
 
 
+class LastMaskKeys:
+    """`visible_keys` of every row, remembered for the last mask seen: every layer of one forward gets the same
+    mask object, so the keys are found once per forward instead of once per layer. It holds that mask, so a new
+    mask cannot reuse its identity. What it does not notice: a mask changed in place between two forwards (every
+    mask here is built new for each forward, by Hugging Face's mask functions or `tree_attention_mask`)."""
+
+    def __init__(self) -> None:
+        self.mask: torch.Tensor | None = None
+        self.key: tuple[int, int] = (0, 0)
+        self.rows: list[slice | torch.Tensor] = []
+
+    def __call__(self, mask: torch.Tensor | None, n_rows: int, n_keys: int) -> list[slice | torch.Tensor]:
+        key = (n_rows, n_keys)
+        if mask is None or mask is not self.mask or self.key != key:
+            self.rows = [visible_keys(mask, row, n_rows, n_keys) for row in range(n_rows)]
+            self.mask, self.key = mask, key
+        return self.rows
+
+
+rows_keys = LastMaskKeys()
+
+
 def row_by_row_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                          attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0, **kwargs):
     """query [b, h, m, d], key/value [b, h_kv, n, d] -> ([b, m, h, d], None), one query row at a time."""
     b, h, m, d = query.shape
     h_kv, n = key.shape[1], key.shape[2]
     rows = []
-    for i in range(m):
-        keys = visible_keys(attention_mask, i, m, n)
+    for i, keys in enumerate(rows_keys(attention_mask, m, n)):
         k_i, v_i = key[:, :, keys], value[:, :, keys]  # [b, h_kv, n_i, d]
         q_i = query[:, :, i].reshape(b, h_kv, h // h_kv, d)  # [b, h_kv, groups, d]: heads sharing a key head
         weights = (q_i @ k_i.transpose(-1, -2) * scaling).softmax(-1, dtype=torch.float32)  # [b, h_kv, groups, n_i]
         rows.append((weights.to(v_i.dtype) @ v_i).reshape(b, 1, h, d))
-    return torch.cat(rows, dim=1), None
+    return (rows[0] if m == 1 else torch.cat(rows, dim=1)), None
 
 
 AttentionInterface.register(NAME, row_by_row_attention)
