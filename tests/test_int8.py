@@ -238,3 +238,16 @@ def test_the_int8_cache_file_is_safetensors_and_reads_back_exactly(tmp_path):
         assert sorted(read) == sorted(expected)
         for name, tensor in expected.items():
             assert torch.equal(read[name], tensor) and read[name].dtype == tensor.dtype
+
+
+def test_layer_packer_packs_every_layer_and_raises_what_a_packing_thread_raised():
+    from specdec_lite.models.quantize import LayerPacker
+
+    layers = [Int8Linear(*quantize_weight(torch.randn(8, 4)), None) for _ in range(7)]
+    with LayerPacker(2) as packer:
+        packer.pack(layers)
+    assert all(layer._unpacked is None and layer._packed is not None for layer in layers)
+    broken = Int8Linear(torch.zeros(8, 4), torch.ones(8), None)  # a float weight where int8 is expected
+    with pytest.raises(RuntimeError):
+        with LayerPacker(2) as packer:
+            packer.pack([broken])

@@ -192,6 +192,31 @@ def replace_linears(module: nn.Module, prefix: str, saved: Int8Weights, fuse: bo
     return created
 
 
+class LayerPacker:
+    """Packs Int8Linear layers for FBGEMM on `workers` threads (packing is the slow part of a load), letting the
+    caller run at most a few layers ahead, so that only a few unpacked weights are in memory at a time."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(workers)
+        self.submitted: list[Future] = []
+        self.running: set[Future] = set()
+
+    def pack(self, layers: list[Int8Linear]) -> None:
+        new = [self.pool.submit(lambda layer=layer: layer.packed) for layer in layers]
+        self.submitted, self.running = self.submitted + new, self.running | set(new)
+        while len(self.running) > 2 * self.workers:
+            self.running = wait(self.running, return_when=FIRST_COMPLETED).not_done
+
+    def __enter__(self) -> LayerPacker:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.pool.shutdown(wait=True)
+        for future in self.submitted:
+            future.result()  # raises here what a packing thread raised
+
+
 @torch.no_grad()
 def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: bool = True,
                    pack: bool = True) -> nn.Module:
@@ -208,19 +233,11 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
     torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
     # only the parents: a list holding the linears themselves would keep every float weight alive until the end
     parents = [(prefix, module) for prefix, module in model.named_modules() if next(module.children(), None)]
-    workers = torch.get_num_threads()
-    with ThreadPoolExecutor(workers) as pool:
-        submitted: list[Future] = []
-        packing: set[Future] = set()
+    with LayerPacker(torch.get_num_threads()) as packer:
         for prefix, module in parents:  # the root first: its lm_head, the slowest to pack, overlaps the layers
             layers = replace_linears(module, f"{prefix}." if prefix else "", saved or {}, fuse)
-            if pack:  # packing is the slow part of a load
-                new = [pool.submit(lambda layer=layer: layer.packed) for layer in layers]
-                submitted, packing = submitted + new, packing | set(new)
-                while len(packing) > 2 * workers:  # a few unpacked weights in memory at a time, not all
-                    packing = wait(packing, return_when=FIRST_COMPLETED).not_done
-    for future in submitted:
-        future.result()  # raises here what a packing thread raised
+            if pack:
+                packer.pack(layers)
     embedding = model.get_input_embeddings()
     if isinstance(embedding, nn.Embedding) and embedding.weight.dtype == torch.bfloat16:  # exact only from bf16
         model.set_input_embeddings(Bf16Lookup(embedding))
