@@ -25,6 +25,11 @@ def cells(path: Path, kind: str):
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == kind]
 
 
+def output_text(out) -> str:
+    """What a code cell's output shows as text: a stream's text and a result's plain-text form."""
+    return out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+
+
 def test_series_is_numbered_in_reading_order_with_solutions():
     numbers = [int(p.name[:2]) for p in SERIES]
     assert numbers == list(range(len(SERIES))), [p.name for p in SERIES]
@@ -43,7 +48,7 @@ def test_no_noise_in_outputs(path):
     for cell in cells(path, "code"):
         for out in cell.get("outputs", []):
             assert not (out.output_type == "stream" and out.name == "stderr"), (cell.source[:120], out.text[:200])
-            text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            text = output_text(out)
             assert "torch._C.Generator" not in text, cell.source[:120]
             assert "Loading weights" not in text, cell.source[:120]
 
@@ -66,8 +71,7 @@ def code_and_outputs(path: Path) -> str:
     texts = []
     for cell in cells(path, "code"):
         texts.append(cell.source)
-        for out in cell.get("outputs", []):
-            texts.append(out.get("text", "") + str(out.get("data", {}).get("text/plain", "")))
+        texts += [output_text(out) for out in cell.get("outputs", [])]
     return "\n".join(texts)
 
 

@@ -204,7 +204,8 @@ class LayerPacker:
 
     def pack(self, layers: list[Int8Linear]) -> None:
         new = [self.pool.submit(lambda layer=layer: layer.packed) for layer in layers]
-        self.submitted, self.running = self.submitted + new, self.running | set(new)
+        self.submitted += new
+        self.running |= set(new)
         while len(self.running) > 2 * self.workers:
             self.running = wait(self.running, return_when=FIRST_COMPLETED).not_done
 

@@ -50,7 +50,7 @@ class LastMaskKeys:
 
     def __call__(self, mask: torch.Tensor | None, n_rows: int, n_keys: int) -> list[slice | torch.Tensor]:
         key = (n_rows, n_keys)
-        if mask is None or mask is not self.mask or self.key != key:
+        if mask is not self.mask or self.key != key:  # no mask: the keys depend on the sizes alone
             self.rows = [visible_keys(mask, row, n_rows, n_keys) for row in range(n_rows)]
             self.mask, self.key = mask, key
         return self.rows
