@@ -26,3 +26,18 @@ def pytest_configure(config):
     option.nbval_current_env = True
     option.nbval_sanitize_with = option.nbval_sanitize_with or str(ROOT / "notebooks" / "sanitize.cfg")
     option.nbval_cell_timeout = min(option.nbval_cell_timeout, 600)
+
+
+SECONDS_BY_FOLDER: dict[str, float] = {}  # "tests" / "notebooks" -> seconds spent in setup, call and teardown
+
+
+def pytest_runtest_logreport(report):
+    folder = report.nodeid.split("/", 1)[0]
+    SECONDS_BY_FOLDER[folder] = SECONDS_BY_FOLDER.get(folder, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how long the unit tests and the nbval run took (CI's log then shows the nbval time)."""
+    for folder, seconds in sorted(SECONDS_BY_FOLDER.items()):
+        what = "nbval over the notebooks" if folder == "notebooks" else f"{folder}/"
+        terminalreporter.write_line(f"time in {what}: {int(seconds // 60)} min {seconds % 60:.0f} s")

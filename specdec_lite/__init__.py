@@ -2,8 +2,8 @@
 
 The notebooks in `notebooks/` derive each idea; this package holds the tested version, in three floors:
   algorithm/   what speculative decoding is
-    sampling.py          Sampling (temperature, top-k, top-p), logits_to_probs, sample (notebook 01)
-    draft.py             propose: the draft drafts K tokens                    (notebook 01)
+    sampling.py          Sampling (temperature, top-k, top-p, generator), sample (notebook 01)
+    draft.py             propose, DraftStop: the draft drafts up to K tokens   (notebook 01)
     kv_cache.py          keep_first (rollback)                                 (notebooks 01, 03)
     verification.py      target_logits, accept_greedy, accept_speculative      (notebooks 02, 04)
     chain.py             speculative_generate, one chain step, LoopState       (notebook 03)

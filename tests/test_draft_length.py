@@ -5,7 +5,7 @@ import torch
 
 from specdec_lite.algorithm.autoregressive import autoregressive_generate
 from specdec_lite.algorithm.chain import speculative_generate
-from specdec_lite.algorithm.draft import confidence, propose
+from specdec_lite.algorithm.draft import DraftStop, confidence, propose
 from specdec_lite.algorithm.draft_length import FixedK, HeuristicK, draft_length_policy
 from specdec_lite.algorithm.kv_cache import cache_length, new_cache
 from specdec_lite.algorithm.results import StepTrace
@@ -77,7 +77,7 @@ def test_confidence_stop_proposes_the_unsure_token_and_pays_no_extra_forward(pai
     lengths = []
     for prompt in PROMPTS:
         ids, cache = pair.encode(prompt), new_cache(pair.draft)
-        proposal = propose(pair.draft, cache, ids, 6, min_confidence=0.3)
+        proposal = propose(pair.draft, cache, ids, DraftStop(6, min_confidence=0.3))
         n = len(proposal.tokens)
         assert proposal.forwards == n and cache_length(cache) == ids.shape[1] + n - 1  # the last token is not fed
         full = pair.draft(torch.cat([ids[0], proposal.tokens])[None]).logits[0, ids.shape[1] - 1: -1]  # [n, vocab]
@@ -86,6 +86,20 @@ def test_confidence_stop_proposes_the_unsure_token_and_pays_no_extra_forward(pai
         assert n == 6 or tops[-1] < 0.3, prompt  # it stopped after the first unsure one, which it still proposed
         lengths.append(n)
     assert len(set(lengths)) > 1, lengths  # the stop did cut some drafts and not others
+
+
+@pytest.mark.parametrize("stop, name", [(dict(k=0), "k must be >= 1"),
+                                        (dict(k=3, min_confidence=1.5), "min_confidence must be in"),
+                                        (dict(k=3, min_confidence=-0.1), "min_confidence must be in")])
+def test_bad_draft_stop_names_the_argument(stop, name):
+    with pytest.raises(ValueError, match=name):
+        DraftStop(**stop)
+
+
+def test_an_int_stop_is_k_without_a_confidence_stop(pair):
+    ids = pair.encode(PROMPTS[0])
+    as_int, as_stop = (propose(pair.draft, new_cache(pair.draft), ids, stop) for stop in (5, DraftStop(5)))
+    assert len(as_int.tokens) == 5 and torch.equal(as_int.tokens, as_stop.tokens)
 
 
 def test_heuristic_k_with_confidence_stop_is_greedy_exact_and_sampling_is_seeded(pair):
@@ -119,6 +133,14 @@ def test_cost_aware_k_follows_the_formula_and_the_running_alpha():
     for _ in range(50):  # the first draft rejected every step: alpha falls, K shrinks to 1
         policy.update(0, policy.next_k())
     assert policy.alpha < 0.3 and policy.next_k() == 1
+
+
+def test_cost_aware_k_smooths_away_cost_dips_below_one_and_below_shorter_forwards():
+    from specdec_lite.algorithm.draft_length import CostAwareK, monotone_costs
+
+    assert monotone_costs([0.87, 1.06, 1.28, 1.25, 1.4]) == [1.0, 1.06, 1.28, 1.28, 1.4]
+    measured = [0.867, 1.062, 1.283, 1.399]  # a calibration of the offline int8 pair: v_1 dipped below 1
+    assert CostAwareK(c=0.506, verify_costs=measured, prior_alpha=0.94).next_k() == 2  # the raw costs say K = 1
 
 
 def test_cost_aware_k_rejects_bad_costs():

@@ -13,7 +13,6 @@ import torch
 import specdec_lite.algorithm.chain as chain_module
 from distribution_checks import exact_first_two, matches_distribution, trigram_pair
 from specdec_lite import HeuristicK, speculative_generate
-from specdec_lite.algorithm.sampling import sample
 from specdec_lite.algorithm.verification import Verdict
 from specdec_lite.models.pair import ModelPair
 from specdec_lite.models.tiny_models import perturbed_copy, tiny_model, tiny_tokenizer
@@ -52,13 +51,13 @@ def test_speculative_sampling_matches_target(k, temperature, top_k, top_p, min_c
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 
-def argmax_accept_verify(drafted, q, logits, sampling, generator):
+def argmax_accept_verify(drafted, q, logits, sampling):
     """The argmax-accept rule (the first project version's): accept while x_i is the target's argmax, sample from p on
     rejection. Biased when sampling (notebook 04)."""
     p = sampling.probs(logits)
     matches = (drafted == p[:-1].argmax(-1)).int()
     n = int(matches.cumprod(0).sum())
-    return Verdict(n, int(sample(p[n], generator)), resampled=n < len(drafted)), p
+    return Verdict(n, int(sampling.draw(p[n])), resampled=n < len(drafted)), p
 
 
 def test_argmax_accept_rule_fails_the_same_test(monkeypatch):

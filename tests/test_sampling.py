@@ -61,4 +61,13 @@ def test_draws_are_reproducible_with_a_generator():
 
 
 def test_next_token_greedy_needs_no_generator():
-    assert int(Sampling(0.0, 0, 1.0).next_token(LOGITS, None)) == 0
+    assert int(Sampling(0.0, 0, 1.0).next_token(LOGITS)) == 0
+
+
+def test_sampling_draws_with_its_own_generator_and_compares_by_settings_alone():
+    def draws(seed: int) -> list[int]:
+        sampling = Sampling(temperature=1.0, generator=torch.Generator().manual_seed(seed))
+        return [int(sampling.next_token(LOGITS)) for _ in range(20)]
+
+    assert draws(3) == draws(3) and draws(3) != draws(4)  # the stream is the generator's
+    assert Sampling(1.0, generator=torch.Generator()) == Sampling(1.0)  # settings equal, generator not compared

@@ -48,10 +48,10 @@ def test_compacted_caches_continue_like_a_fresh_forward(arch, temperature, shape
         draft_cache, target_cache = new_cache(pair.draft), new_cache(pair.target)
         if ids.shape[1] > 1:
             forward_new_tokens(pair.target, target_cache, ids[:, :-1])
-        proposal = propose_tree(pair.draft, draft_cache, ids, shape, sampling=Sampling(temperature),
-                                generator=generator)
+        sampling = Sampling(temperature, generator=generator)
+        proposal = propose_tree(pair.draft, draft_cache, ids, shape, sampling=sampling)
         logits = tree_target_logits(pair.target, target_cache, proposal.tree)
-        verdict, _ = verify_tree(proposal.tree, proposal.q, logits, Sampling(temperature), generator)
+        verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling)
         compact_caches(draft_cache, target_cache, proposal, verdict.path)
         accepted = proposal.tree.tokens[verdict.path].tolist()
         ids = torch.cat([ids, torch.tensor([accepted + [verdict.next_token]])], dim=1)

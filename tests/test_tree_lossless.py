@@ -96,10 +96,10 @@ def branch_nodes(children: list[list[int]], first: int) -> list[int]:
     return nodes
 
 
-def longest_branch_verify(tree, q, logits, sampling, generator):
+def longest_branch_verify(tree, q, logits, sampling):
     """The longest-branch rule (the first project version's), biased: check each branch alone with the chain rule,
     keep the longest accepted prefix."""
-    p = sampling.probs(logits)
+    p, generator = sampling.probs(logits), sampling.generator
     tokens, children = tree.tokens.tolist(), children_lists(tree)
     best: list[int] = []
     for first in children[0]:

@@ -18,6 +18,7 @@ from ..models.pair import ModelPair
 from .inputs import Prompt, make_request
 from .kv_cache import forward_new_tokens, new_cache
 from .results import GenerationResult, GenerationStats
+from .sampling import Sampling
 
 
 @torch.inference_mode()
@@ -35,15 +36,15 @@ def autoregressive_generate(
     `on_token(token)`, if given, is called with each new token as it is emitted (streaming, progress bars).
     """
     model = pair.target if model is None else model
-    request = make_request(pair, prompt, max_new_tokens, [model], temperature=temperature, top_k=top_k,
-                           top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
+    request = make_request(pair, prompt, max_new_tokens, Sampling(temperature, top_k, top_p), models=[model],
+                           seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     stats, cache, new = GenerationStats(), new_cache(model), []
     start = time.perf_counter()
     pending = request.ids  # tokens not yet in the cache
     while len(new) < max_new_tokens:
         logits = forward_new_tokens(model, cache, pending, logits_to_keep=1)[-1]  # [vocab], next-token logits
         stats.target_forwards += 1
-        token = request.sampling.next_token(logits, request.generator)  # []
+        token = request.sampling.next_token(logits)  # []
         new.append(int(token))
         if on_token is not None:
             on_token(new[-1])

@@ -25,11 +25,12 @@ import torch
 from transformers import DynamicCache
 
 from ..models.pair import ModelPair
-from .draft import propose
+from .draft import DraftStop, propose
 from .draft_length import DraftLength, draft_length_policy
 from .inputs import Prompt, Request, make_request, truncate_at_eos
 from .kv_cache import cache_length, forward_new_tokens, keep_first, new_cache
 from .results import EosCut, GenerationResult, GenerationStats, PlainStep, StepTrace, TraceStep
+from .sampling import Sampling
 from .verification import target_logits, verify
 
 # on_step(tokens, step): the tokens a step emitted (cut after an EOS) and the step
@@ -77,7 +78,7 @@ class LoopState:
         """One token from the target alone (when only one token is left to emit): feed the last token, sample."""
         logits = forward_new_tokens(self.pair.target, self.target_cache, self.ids[:, -1:])[-1]  # [vocab]
         self.stats.target_forwards += 1
-        return PlainStep(int(self.request.sampling.next_token(logits, self.request.generator)))
+        return PlainStep(int(self.request.sampling.next_token(logits)))
 
     def append(self, step: TraceStep) -> None:
         """Record `step`, append what it emitted (cut after an EOS, recorded as `EosCut`), tell `on_step`,
@@ -110,13 +111,12 @@ def step_trace(drafted: torch.Tensor, q: torch.Tensor, p: torch.Tensor, verdict)
                      verdict.resampled)
 
 
-def chain_step(state: LoopState, k: int, min_confidence: float) -> StepTrace:
-    """Draft up to `k` tokens, verify them in ONE target forward, count; the caches still hold every draft."""
-    sampling, generator = state.request.sampling, state.request.generator
-    proposal = propose(state.pair.draft, state.draft_cache, state.pending_ids(), k, sampling=sampling,
-                       generator=generator, min_confidence=min_confidence)
+def chain_step(state: LoopState, stop: DraftStop) -> StepTrace:
+    """Draft up to `stop.k` tokens, verify them in ONE target forward, count; the caches still hold every draft."""
+    sampling = state.request.sampling
+    proposal = propose(state.pair.draft, state.draft_cache, state.pending_ids(), stop, sampling=sampling)
     logits = target_logits(state.pair.target, state.target_cache, state.ids[0, -1:], proposal.tokens)  # [K+1, vocab]
-    verdict, p = verify(proposal.tokens, proposal.q, logits, sampling, generator)
+    verdict, p = verify(proposal.tokens, proposal.q, logits, sampling)
     state.stats.draft_forwards += proposal.forwards
     state.stats.target_forwards += 1
     state.stats.proposed += len(proposal.tokens)
@@ -146,15 +146,15 @@ def speculative_generate(
     call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
     policy = copy.copy(draft_length_policy(k, pair))
-    request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
-                           top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
+    request = make_request(pair, prompt, max_new_tokens, Sampling(temperature, top_k, top_p),
+                           models=[pair.draft, pair.target], seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     state = LoopState.prefill(pair, request, on_step)
     while state.remaining > 0:
         k_step = min(policy.next_k(), state.remaining - 1)  # never emit more than max_new_tokens
         if k_step == 0:  # one token left: a plain target step
             state.append(state.plain_step())
             continue
-        step = chain_step(state, k_step, min_confidence)
+        step = chain_step(state, DraftStop(k_step, min_confidence))
         policy.update(step.n_accepted, len(step.proposed))
         state.append(step)
     return state.finish()

@@ -9,7 +9,7 @@ What it does not do: batching. One prompt at a time; a batch of more than one is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import torch
@@ -87,24 +87,23 @@ class Request:
 
     ids: torch.Tensor  # [1, n] the prompt
     max_new_tokens: int
-    sampling: Sampling
-    generator: torch.Generator  # every random draw of the run
+    sampling: Sampling  # its generator takes every random draw of the run
     eos: set[int]  # ids that end generation (empty when stop_at_eos is False)
 
 
-def make_request(pair: ModelPair, prompt: Prompt, max_new_tokens: int, models: Sequence[PreTrainedModel], *,
-                 temperature: float, top_k: int, top_p: float, seed: int | None,
-                 generator: torch.Generator | None, stop_at_eos: bool) -> Request:
+def make_request(pair: ModelPair, prompt: Prompt, max_new_tokens: int, sampling: Sampling, *,
+                 models: Sequence[PreTrainedModel], seed: int | None, generator: torch.Generator | None,
+                 stop_at_eos: bool) -> Request:
     """The prologue every generate function shares; ValueError naming the first bad argument.
 
     `models` are the models the run feeds (their smallest context window counts); the last one,
     the target, says which ids are EOS.
     """
     ids = prompt_ids(pair, prompt)  # [1, n]
-    sampling = Sampling(temperature, top_k, top_p)
     check_window(models, ids.shape[1], max_new_tokens)
     eos = eos_token_ids(models[-1], pair.tokenizer) if stop_at_eos else set()
-    return Request(ids, max_new_tokens, sampling, make_generator(pair.device, seed, generator), eos)
+    sampling = replace(sampling, generator=make_generator(pair.device, seed, generator))
+    return Request(ids, max_new_tokens, sampling, eos)
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer=None) -> set[int]:

@@ -123,6 +123,11 @@ def sibling_rank_table(trace: list[TraceStep]) -> list[list[int]]:
     return table
 
 
+def ratio(part: float, whole: float) -> float:
+    """part / whole, or 0.0 while nothing is counted (whole == 0)."""
+    return part / whole if whole else 0.0
+
+
 @dataclass
 class GenerationStats:
     new_tokens: int = 0
@@ -134,15 +139,15 @@ class GenerationStats:
 
     @property
     def acceptance_rate(self) -> float:
-        return self.accepted / self.proposed if self.proposed else 0.0
+        return ratio(self.accepted, self.proposed)
 
     @property
     def tokens_per_target_forward(self) -> float:
-        return self.new_tokens / self.target_forwards if self.target_forwards else 0.0
+        return ratio(self.new_tokens, self.target_forwards)
 
     @property
     def tokens_per_second(self) -> float:
-        return self.new_tokens / self.wall_time_s if self.wall_time_s else 0.0
+        return ratio(self.new_tokens, self.wall_time_s)
 
 
 @dataclass

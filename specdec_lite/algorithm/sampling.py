@@ -2,27 +2,32 @@
 
 One transform serves the draft (q), the target (p) and the plain baseline, so that the
 speculative rule compares like with like. `Sampling` holds its settings (temperature, top-k,
-top-p), checked once when it is made; the generate functions build it from their keyword
-arguments. Temperature 0 means greedy: the distribution is one-hot on the argmax.
+top-p), checked once when it is made, and the random generator its draws take (one per run, so
+that a whole run shares a single stream; None: torch's global one); the generate functions build
+it from their keyword arguments. Temperature 0 means greedy: the distribution is one-hot on the argmax.
 
-What it does not do: repetition penalties, min-p, or any other logits processor; hold a random
-generator (every draw takes one, so that a whole run shares a single stream).
+What it does not do: repetition penalties, min-p, or any other logits processor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """temperature (0 = greedy), top_k (0 = off) and top_p (1 = off); ValueError naming a bad one."""
+    """temperature (0 = greedy), top_k (0 = off) and top_p (1 = off); ValueError naming a bad one.
+
+    `generator` is the stream every draw of a run takes (None: torch's global one); two settings
+    objects that differ only in it compare equal.
+    """
 
     temperature: float = 0.0
     top_k: int = 0
     top_p: float = 1.0
+    generator: torch.Generator | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -58,11 +63,15 @@ class Sampling:
             probs = probs / probs.sum(-1, keepdim=True)
         return probs
 
-    def next_token(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def next_token(self, logits: torch.Tensor) -> torch.Tensor:
         """The next token per row of `logits` [..., vocab] -> [...]: the argmax when greedy, else a draw."""
         if self.greedy:
             return logits.argmax(-1)
-        return sample(self.probs(logits), generator)
+        return self.draw(self.probs(logits))
+
+    def draw(self, probs: torch.Tensor) -> torch.Tensor:
+        """One token id per row of `probs` [..., vocab] -> [...], drawn with this run's generator."""
+        return sample(probs, self.generator)
 
 
 GREEDY = Sampling()

@@ -33,7 +33,7 @@ from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
 from .kv_cache import forward_new_tokens, keep_first, new_cache
-from .results import StepTrace, TraceStep
+from .results import StepTrace, TraceStep, ratio
 from .sampling import logits_to_probs
 
 
@@ -121,31 +121,20 @@ class StepSummary:
     tested: int  # drafts the target judged: up to and including the first rejection
     accepted: int
     emitted: int  # accepted drafts + one correction or bonus per step
-
-    @property
-    def tokens_per_step(self) -> float:
-        return self.emitted / self.steps if self.steps else 0.0
-
-    @property
-    def mean_k(self) -> float:
-        return self.drafted / self.steps if self.steps else 0.0
-
-    @property
-    def tested_acceptance(self) -> float:
-        """accepted / tested: the estimate of α that the formula's independent-acceptance model uses."""
-        return self.accepted / self.tested if self.tested else 0.0
+    tokens_per_step: float  # emitted / steps
+    mean_k: float  # drafted / steps
+    tested_acceptance: float  # accepted / tested: the estimate of α the formula's independent-acceptance model uses
 
 
 def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
     """Count the drafted (chain) steps of a speculative run's trace."""
     steps = [step for step in trace if isinstance(step, StepTrace)]
-    return StepSummary(
-        steps=len(steps),
-        drafted=sum(len(step.proposed) for step in steps),
-        tested=sum(step.n_accepted + (step.n_accepted < len(step.proposed)) for step in steps),
-        accepted=sum(step.n_accepted for step in steps),
-        emitted=sum(step.n_accepted + 1 for step in steps),
-    )
+    drafted = sum(len(step.proposed) for step in steps)
+    tested = sum(step.n_accepted + (step.n_accepted < len(step.proposed)) for step in steps)
+    accepted = sum(step.n_accepted for step in steps)
+    emitted = accepted + len(steps)  # one correction or bonus per step
+    return StepSummary(len(steps), drafted, tested, accepted, emitted, tokens_per_step=ratio(emitted, len(steps)),
+                       mean_k=ratio(drafted, len(steps)), tested_acceptance=ratio(accepted, tested))
 
 
 @torch.inference_mode()

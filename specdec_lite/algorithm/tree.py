@@ -30,6 +30,7 @@ from .chain import LoopState, StepCallback
 from .inputs import Prompt, make_request
 from .kv_cache import cache_length
 from .results import GenerationResult, TreeStepTrace
+from .sampling import Sampling
 from .tree_draft import Chains, Dynamic, TreeProposal, TreeShape, propose_tree
 from .tree_verification import TreeVerdict, keep_positions, tree_target_logits, verify_tree
 
@@ -83,11 +84,10 @@ def compact_caches(draft_cache: DynamicCache, target_cache: DynamicCache, propos
 
 def tree_step(state: LoopState, shape: TreeShape) -> TreeStepTrace:
     """Draft a tree, verify it in one target forward, compact both caches; returns the step's trace."""
-    sampling, generator = state.request.sampling, state.request.generator
-    proposal = propose_tree(state.pair.draft, state.draft_cache, state.pending_ids(), shape,
-                            sampling=sampling, generator=generator)
+    sampling = state.request.sampling
+    proposal = propose_tree(state.pair.draft, state.draft_cache, state.pending_ids(), shape, sampling=sampling)
     logits = tree_target_logits(state.pair.target, state.target_cache, proposal.tree)  # [N, vocab]
-    verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling, generator)
+    verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling)
     compact_caches(state.draft_cache, state.target_cache, proposal, verdict.path)
     state.stats.draft_forwards += proposal.forwards
     state.stats.target_forwards += 1
@@ -116,8 +116,8 @@ def tree_generate(
     `seed` (sampling only): an int makes the draws reproducible; None draws fresh randomness on every
     call. A `generator`, if given, is used instead of `seed`; it must be on the pair's device (ValueError).
     """
-    request = make_request(pair, prompt, max_new_tokens, [pair.draft, pair.target], temperature=temperature,
-                           top_k=top_k, top_p=top_p, seed=seed, generator=generator, stop_at_eos=stop_at_eos)
+    request = make_request(pair, prompt, max_new_tokens, Sampling(temperature, top_k, top_p),
+                           models=[pair.draft, pair.target], seed=seed, generator=generator, stop_at_eos=stop_at_eos)
     tree = tree_shape(shape, n_branches, n_nodes, depth)
     check_tree_models(pair)
     state = LoopState.prefill(pair, request, on_step)

@@ -114,15 +114,16 @@ def accept_tree_sampling(tree: TokenTree, q: torch.Tensor, p: torch.Tensor,
     return TreeVerdict(path, int(sample(p[node], generator)), resampled=False)  # bonus after a leaf
 
 
-def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor, sampling: Sampling,
-                generator: torch.Generator | None) -> tuple[TreeVerdict, torch.Tensor]:
-    """The greedy rule (temperature 0) or the sampling rule; also return p [N, vocab]."""
+def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor,
+                sampling: Sampling) -> tuple[TreeVerdict, torch.Tensor]:
+    """The greedy rule (temperature 0) or the sampling rule (drawing with `sampling.generator`);
+    also return p [N, vocab]."""
     p = sampling.probs(logits)
     if sampling.greedy:
         return accept_tree_greedy(tree, logits), p
     if q is None:
         raise ValueError("q must be given when temperature > 0 (the draft's distributions at each node)")
-    return accept_tree_sampling(tree, q, p, generator), p
+    return accept_tree_sampling(tree, q, p, sampling.generator), p
 
 
 def keep_positions(cache: DynamicCache, positions: torch.Tensor) -> None:

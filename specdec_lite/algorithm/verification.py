@@ -77,10 +77,11 @@ def accept_speculative(drafted: torch.Tensor, q: torch.Tensor, p: torch.Tensor,
     return Verdict(n, int(sample(residual_distribution(p[n], q[n]), generator)), resampled=True)
 
 
-def verify(drafted: torch.Tensor, q: torch.Tensor, logits: torch.Tensor, sampling: Sampling,
-           generator: torch.Generator | None) -> tuple[Verdict, torch.Tensor]:
-    """Apply the greedy rule (temperature 0) or the sampling rule; also return p [K+1, vocab]."""
+def verify(drafted: torch.Tensor, q: torch.Tensor, logits: torch.Tensor,
+           sampling: Sampling) -> tuple[Verdict, torch.Tensor]:
+    """Apply the greedy rule (temperature 0) or the sampling rule (drawing with `sampling.generator`);
+    also return p [K+1, vocab]."""
     p = sampling.probs(logits)
     if sampling.greedy:
         return accept_greedy(drafted, logits), p
-    return accept_speculative(drafted, q, p, generator), p
+    return accept_speculative(drafted, q, p, sampling.generator), p
