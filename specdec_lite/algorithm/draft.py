@@ -41,10 +41,14 @@ class DraftProposal:
     forwards: int  # draft forward passes spent
 
 
+def confidence_probs(logits: torch.Tensor, q: torch.Tensor, greedy: bool) -> torch.Tensor:
+    """What the draft's confidence reads, [..., vocab]: q, or softmax(logits) when greedy (a one-hot q says nothing)."""
+    return logits.float().softmax(-1) if greedy else q
+
+
 def confidence(logits: torch.Tensor, q: torch.Tensor, temperature: float) -> float:
-    """The draft's top probability: of q, or of softmax(logits) when greedy (a one-hot q says nothing)."""
-    probs = logits.float().softmax(-1) if temperature == 0 else q
-    return float(probs.max())
+    """The draft's top probability (of `confidence_probs`)."""
+    return float(confidence_probs(logits, q, temperature == 0).max())
 
 
 @torch.inference_mode()

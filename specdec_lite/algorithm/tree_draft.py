@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from .draft import confidence_probs
 from .kv_cache import cache_length, forward_new_tokens, new_cache
 from .sampling import GREEDY, Sampling, sample
 from .token_tree import TokenTree, forward_tree_nodes
@@ -167,12 +168,12 @@ class DraftedTree:
         return [0] + sorted(sorted(range(1, len(self.tokens)), key=self.key)[:n_nodes])
 
 
-def ranking_probs(logits: torch.Tensor, sampling: Sampling, n: int) -> torch.Tensor:
-    """[F, vocab] -> [F, n]: the n largest probabilities of each row, largest first: of the sampling q, or of
-    softmax(logits) when greedy (for the scores). No child ranks below n, so a full sort of the vocabulary
-    (32 ms a row for 151,936 tokens, most of a tree step's own time) is not needed."""
-    q = logits.float().softmax(-1) if sampling.greedy else sampling.probs(logits)
-    return q.topk(min(n, q.shape[-1]), dim=-1).values
+def ranking_probs(logits: torch.Tensor, q: torch.Tensor, sampling: Sampling, n: int) -> torch.Tensor:
+    """logits and their sampling q, [F, vocab] each -> [F, n]: each row's n largest `confidence_probs`, largest
+    first (for the scores). No child ranks below n, so a full sort of the vocabulary (32 ms a row for 151,936
+    tokens, most of a tree step's own time) is not needed."""
+    probs = confidence_probs(logits, q, sampling.greedy)
+    return probs.topk(min(n, probs.shape[-1]), dim=-1).values
 
 
 @torch.inference_mode()
@@ -194,7 +195,8 @@ def propose_tree(
     logits = forward_new_tokens(draft, cache, pending_ids, logits_to_keep=1)[-1:]  # [1, vocab]
     forwards, n_fed = 1, 0
     for level in range(1, shape.depth + 1):
-        q, ranked_q = sampling.probs(logits), ranking_probs(logits, sampling, shape.n_nodes)  # [F, vocab], [F, n]
+        q = sampling.probs(logits)  # [F, vocab]
+        ranked_q = ranking_probs(logits, q, sampling, shape.n_nodes)  # [F, n]
         drafted.q_rows += list(q)
         kept = [drafted.key(v) for v in drafted.best(shape.n_nodes)[1:]]
         counts = shape.n_children(level, [drafted.scores[v] for v in frontier], ranked_q, kept)
