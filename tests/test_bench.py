@@ -53,7 +53,11 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     theory = report["theory"]
     assert [r["k"] for r in theory["rows"] if r["category"] == "all"] == [2]
     assert 0 <= theory["alpha"]["all"] <= 1 and theory["c"] > 0
-    assert "ceiling 1/c" in printed
+    row = next(r for r in theory["rows"] if r["category"] == "all")
+    assert row["prefill_target"] > 0 and row["prefill_draft"] > 0
+    assert row["new_tokens"] == pytest.approx(rows["plain", "all"]["tokens"] / 2, abs=0.5)
+    assert row["measured_over_predicted"] == pytest.approx(row["measured"] / row["predicted_run"])
+    assert "ceiling 1/c" in printed and "measured/run" in printed
 
 
 def namespace(**options):

@@ -9,7 +9,7 @@ from torch import nn
 
 from specdec_lite import autoregressive_generate, load_pair, speculative_generate, tree_generate
 from specdec_lite.algorithm.kv_cache import forward_new_tokens, new_cache
-from specdec_lite.models import precision, row_attention
+from specdec_lite.models import int8_layer, precision, row_attention
 from specdec_lite.models.quantize import FusedPart, Int8Linear, int8_matmul, int8_weights, pack_weight, quantize_model, \
     quantize_weight
 from specdec_lite.models.tiny_models import save_tiny_pair, tiny_pair
@@ -22,6 +22,7 @@ def int8_pair(arch: str, **kwargs):
     for model in (pair.draft, pair.target):
         quantize_model(model)
         model.set_attn_implementation(row_attention.NAME)
+        int8_layer.install(model)  # as load_pair(dtype="int8")
     return pair
 
 

@@ -17,8 +17,10 @@ from specdec_lite.algorithm.theory import (
     forward_time,
     measure_alpha,
     measure_c,
+    measure_prefill,
     measure_verify_cost,
     position_acceptance,
+    predicted_run_speedup,
     predicted_speedup,
 )
 from specdec_lite.algorithm.verification import acceptance_probability
@@ -100,6 +102,28 @@ def test_best_k():
     assert all(predicted_speedup(0.8, chosen, 0.2) >= predicted_speedup(0.8, k, 0.2) for k in range(1, 11))
     with pytest.raises(ValueError, match="verify_costs"):
         best_k(0.8, 0.2, k_max=4, verify_costs=[1.0, 1.0])
+
+
+def test_predicted_run_speedup_counts_the_prefills_once():
+    a, k, c, v = 0.8, 4, 0.4, 1.3
+    steps = 64 / expected_tokens_per_forward(a, k)
+    assert predicted_run_speedup(a, k, c, v, 64, 10.0, 4.0) == pytest.approx((10 + 64) / (14 + steps * (k * c + v)))
+    assert predicted_run_speedup(a, k, c, v, 64, 0.0, 0.0) == pytest.approx(predicted_speedup(a, k, c, v))
+    long_run = predicted_run_speedup(a, k, c, v, 10**7, 10.0, 4.0)
+    assert long_run == pytest.approx(predicted_speedup(a, k, c, v), rel=1e-4)  # the prefills fade
+    assert predicted_run_speedup(a, k, c, v, 64, 10.0, 4.0) < long_run  # the draft's prefill is paid on top
+    with pytest.raises(ValueError, match="new_tokens"):
+        predicted_run_speedup(a, k, c, v, 0, 10.0, 4.0)
+    with pytest.raises(ValueError, match="prefills"):
+        predicted_run_speedup(a, k, c, v, 64, -1.0, 4.0)
+
+
+def test_measure_prefill_in_one_token_target_forwards():
+    pair = tiny_pair("qwen2")
+    target, draft = measure_prefill(pair, 24, repeats=1)
+    assert target > 0 and draft > 0
+    with pytest.raises(ValueError, match="prompt_length"):
+        measure_prefill(pair, 1)
 
 
 def test_forward_time_and_measurements_on_a_tiny_pair():

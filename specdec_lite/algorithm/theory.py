@@ -77,6 +77,24 @@ def predicted_speedup(alpha_: float, k: int, c: float, verify_cost: float = 1.0)
     return expected_tokens_per_forward(alpha_, k) / (k * c + verify_cost)
 
 
+def predicted_run_speedup(alpha_: float, k: int, c: float, verify_cost: float, new_tokens: int,
+                          prefill_target: float, prefill_draft: float) -> float:
+    """The speed-up of a whole run of `new_tokens` tokens, its prompt included (what a benchmark times).
+
+    Both runs first feed the prompt to the target (`prefill_target`), the speculative one to the draft
+    too (`prefill_draft`), both in units of a 1-token target forward. Then plain decoding spends one
+    forward per token, speculative decoding one step (K c + v_K) per `expected_tokens_per_forward`
+    tokens. The prefills are paid once, so the speed-up of a long run tends to `predicted_speedup`;
+    for 64 tokens after a 50-token prompt they weigh 10-20 %.
+    """
+    if new_tokens < 1 or prefill_target < 0 or prefill_draft < 0:
+        raise ValueError(f"new_tokens must be >= 1 and the prefills >= 0, got {new_tokens}, {prefill_target}, "
+                         f"{prefill_draft}")
+    steps = new_tokens / expected_tokens_per_forward(alpha_, k)
+    plain = prefill_target + new_tokens
+    return plain / (prefill_target + prefill_draft + steps * (k * c + verify_cost))
+
+
 def best_k(alpha_: float, c: float, k_max: int = 16, verify_costs: Sequence[float] | None = None) -> int:
     """The K in 1..k_max with the highest predicted speed-up.
 
@@ -185,6 +203,15 @@ def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_lengt
     return {k: forward_time(model, context_length, k + 1, repeats) / one for k in ks}
 
 
+def measure_prefill(pair: ModelPair, prompt_length: int, repeats: int = 3) -> tuple[float, float]:
+    """(target, draft) time of feeding a `prompt_length`-token prompt to an empty cache, each in units of a
+    1-token target forward after that prompt."""
+    if prompt_length < 2:
+        raise ValueError(f"prompt_length must be >= 2, got {prompt_length}")
+    one = forward_time(pair.target, prompt_length, 1, repeats)
+    return tuple(forward_time(model, 1, prompt_length - 1, repeats) / one for model in (pair.target, pair.draft))
+
+
 @dataclass(frozen=True)
 class Costs:
     """What one speculative step costs on this machine, in one-token target forwards."""
@@ -194,15 +221,17 @@ class Costs:
 
 
 CALIBRATION_FILE = "calibration.json"
+COSTS_VERSION = "2"  # raised when the models' forward code changes what a forward costs (2: int8_layer.py)
 
 
 def calibration_key(pair: ModelPair) -> str | None:
-    """What a calibration depends on: both models, dtype, device, CPU, threads, torch; None for unnamed models."""
+    """What a calibration depends on: both models, dtype, device, CPU, threads, torch, the forward code
+    (`COSTS_VERSION`); None for unnamed models."""
     names = [model.config.name_or_path for model in (pair.draft, pair.target)]
     if not all(names):
         return None
     return "|".join([*names, str(pair.dtype), str(pair.device), cpu_name(), str(torch.get_num_threads()),
-                     torch.__version__])
+                     torch.__version__, f"costs v{COSTS_VERSION}"])
 
 
 def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeats: int = 3,

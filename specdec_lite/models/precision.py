@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from . import row_attention
+from . import int8_layer, row_attention
 from .offline_pair import cache_dir
 from .quantize import Int8Linear, quantize_model
 
@@ -192,4 +192,5 @@ def load_int8_model(name_or_dir: str | Path) -> PreTrainedModel:
     quantize_model(model, saved=SavedTensors(cached))  # each tensor read when its layer asks for it
     return_freed_memory()
     model.set_attn_implementation(row_attention.NAME)  # rows independent: verify == one-token forwards
+    int8_layer.install(model)  # the same arithmetic in fewer calls
     return model

@@ -9,7 +9,9 @@ draft's 1st, 2nd, 3rd ... guess at their node; the table shows 1st/2nd/3rd-or-la
 Theory per fixed K: α (greedy: the share of the plain continuation's positions where the
 draft's argmax equals the target's), c and the measured cost v_K of a (K+1)-token target
 forward give the paper's prediction (1 − α^(K+1)) / ((1 − α)(Kc + 1)) and the refined one with
-v_K in place of the 1.
+v_K in place of the 1; the run's prediction adds what a run of this length also pays, the prompt fed
+to the target (both methods) and to the draft (speculative only), measured at the category's mean
+prompt length (`theory.predicted_run_speedup`). Measured / predicted is taken against that one.
 
 What it does not do: run anything but the measurements of c, v_K and α (see `bench.py`).
 """
@@ -22,8 +24,8 @@ from typing import Sequence
 
 import torch
 
-from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c,
-                                measure_verify_cost, predicted_speedup)
+from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c, measure_prefill,
+                                measure_verify_cost, predicted_run_speedup, predicted_speedup)
 from ..models.pair import ModelPair
 from .plots import COLORS, use_style
 
@@ -99,23 +101,42 @@ def greedy_alpha_by_category(pair: ModelPair, runs, encoded: dict[str, torch.Ten
     return {category: statistics.fmean(scores) for category, scores in per_category.items()}
 
 
+def run_shape(runs, encoded: dict[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
+    """(mean prompt length, mean new tokens) of plain runs per category (and 'all')."""
+    lengths, tokens = defaultdict(list), defaultdict(list)
+    for (method, prompt), cell in by_prompt(runs).items():
+        if method == "plain":
+            for category in (cell["category"], "all"):
+                lengths[category].append(encoded[prompt].shape[1])
+                tokens[category].append(len(cell["token_ids"]))
+    return {category: (round(statistics.fmean(lengths[category])), round(statistics.fmean(tokens[category])))
+            for category in lengths}
+
+
 def theory(pair: ModelPair, runs, encoded: dict[str, torch.Tensor], summary: list[dict],
            ks: Sequence[int], context_length: int) -> dict:
-    """c, v_K and α measured; predicted next to measured speed-up for each fixed K and category."""
+    """c, v_K, the prefills and α measured; predicted next to measured speed-up for each fixed K and category."""
     c = measure_c(pair, context_lengths=(context_length,), repeats=3)
     verify_costs = measure_verify_cost(pair.target, ks, context_length=context_length, repeats=3)
     alphas = greedy_alpha_by_category(pair, runs, encoded)
+    shapes = run_shape(runs, encoded)
+    prefills = {length: measure_prefill(pair, length) for length in {length for length, _ in shapes.values()}}
     measured = {(r["method"], r["category"]): r for r in summary}
     rows = []
     for category, a in alphas.items():
+        prompt_length, new_tokens = shapes[category]
+        prefill_target, prefill_draft = prefills[prompt_length]
         for k in ks:
             row = measured.get((f"k{k}", category))
-            paper, refined = predicted_speedup(a, k, c), predicted_speedup(a, k, c, verify_costs[k])
+            run = predicted_run_speedup(a, k, c, verify_costs[k], max(new_tokens, 1), prefill_target, prefill_draft)
             rows.append(dict(category=category, k=k, alpha=a, c=c, verify_cost=verify_costs[k],
                              predicted_tokens_per_step=expected_tokens_per_forward(a, k),
-                             predicted_paper=paper, predicted_with_verify_cost=refined,
+                             predicted_paper=predicted_speedup(a, k, c),
+                             predicted_with_verify_cost=predicted_speedup(a, k, c, verify_costs[k]),
+                             prompt_length=prompt_length, new_tokens=new_tokens, prefill_target=prefill_target,
+                             prefill_draft=prefill_draft, predicted_run=run,
                              measured=row["speedup"] if row else None,
-                             measured_over_predicted=row["speedup"] / refined if row and row["speedup"] else None))
+                             measured_over_predicted=row["speedup"] / run if row and row["speedup"] else None))
     return dict(c=c, ceiling_1_over_c=1 / c, verify_costs=verify_costs, context_length=context_length,
                 alpha=alphas, rows=rows)
 
@@ -138,11 +159,15 @@ def print_theory(report: dict) -> None:
     print(f"\nc = {report['c']:.3f} (ceiling 1/c = {report['ceiling_1_over_c']:.2f}x), verification cost "
           + ", ".join(f"v{k}={v:.2f}" for k, v in report["verify_costs"].items())
           + f" (x a 1-token target forward, context {report['context_length']})")
-    print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'paper':>7}{'with v_K':>9}{'measured':>9}{'ratio':>7}")
+    print("prefill (x a 1-token target forward): "
+          + ", ".join(sorted({f"{r['prompt_length']} tokens: target {r['prefill_target']:.1f}, draft "
+                              f"{r['prefill_draft']:.1f}" for r in report["rows"]})))
+    print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'paper':>7}{'with v_K':>9}{'run':>6}"
+          f"{'measured':>9}{'measured/run':>13}")
     for row in report["rows"]:
         print(f"{row['category']:<9}{row['k']:>3}{row['alpha']:>7.3f}{row['predicted_tokens_per_step']:>12.2f}"
-              f"{row['predicted_paper']:>7.2f}{row['predicted_with_verify_cost']:>9.2f}"
-              f"{fmt(row['measured']):>9}{fmt(row['measured_over_predicted']):>7}")
+              f"{row['predicted_paper']:>7.2f}{row['predicted_with_verify_cost']:>9.2f}{row['predicted_run']:>6.2f}"
+              f"{fmt(row['measured']):>9}{fmt(row['measured_over_predicted']):>13}")
 
 
 def plot(summary: list[dict], report: dict | None, path) -> None:
@@ -171,6 +196,8 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
         right.plot(ks, [r["predicted_paper"] for r in rows], "o--", color=COLORS["theory"], label="paper formula")
         right.plot(ks, [r["predicted_with_verify_cost"] for r in rows], "s-", color=COLORS["target"],
                    label="formula with measured v_K")
+        right.plot(ks, [r["predicted_run"] for r in rows], "D-", color=COLORS["draft"],
+                   label=f"with v_K and the prefills ({rows[0]['new_tokens']} tokens)")
         right.plot(ks, [r["measured"] or 0 for r in rows], "^-", color=COLORS["accepted"], label="measured")
         right.set_xticks(ks)
         right.set_xlabel("K")
