@@ -64,12 +64,16 @@ def row_by_row_attention(module, query: torch.Tensor, key: torch.Tensor, value: 
     """query [b, h, m, d], key/value [b, h_kv, n, d] -> ([b, m, h, d], None), one query row at a time."""
     b, h, m, d = query.shape
     h_kv, n = key.shape[1], key.shape[2]
+    grouped = query.view(b, h_kv, h // h_kv, m, d)  # heads sharing a key head side by side
+    keys_t = key.transpose(-1, -2)  # [b, h_kv, d, n]
     rows = []
     for i, keys in enumerate(rows_keys(attention_mask, m, n)):
-        k_i, v_i = key[:, :, keys], value[:, :, keys]  # [b, h_kv, n_i, d]
-        q_i = query[:, :, i].reshape(b, h_kv, h // h_kv, d)  # [b, h_kv, groups, d]: heads sharing a key head
-        weights = (q_i @ k_i.transpose(-1, -2) * scaling).softmax(-1, dtype=torch.float32)  # [b, h_kv, groups, n_i]
-        rows.append((weights.to(v_i.dtype) @ v_i).reshape(b, 1, h, d))
+        if not (isinstance(keys, slice) and keys.stop == n):  # all n keys (the last row of a chain): no copy
+            keys_t_i, v_i = keys_t[..., keys], value[:, :, keys]  # [b, h_kv, d, n_i], [b, h_kv, n_i, d]
+        else:
+            keys_t_i, v_i = keys_t, value
+        weights = (grouped[:, :, :, i] @ keys_t_i * scaling).softmax(-1, dtype=torch.float32)  # [b, h_kv, groups, n_i]
+        rows.append((weights.to(v_i.dtype) @ v_i).view(b, 1, h, d))
     return (rows[0] if m == 1 else torch.cat(rows, dim=1)), None
 
 
