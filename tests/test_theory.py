@@ -15,6 +15,7 @@ from specdec_lite.algorithm.theory import (
     continuation_logits,
     expected_tokens_per_forward,
     forward_time,
+    forward_times,
     measure_alpha,
     measure_c,
     measure_prefill,
@@ -129,6 +130,8 @@ def test_measure_prefill_in_one_token_target_forwards():
 def test_forward_time_and_measurements_on_a_tiny_pair():
     pair = tiny_pair("qwen2")
     assert forward_time(pair.target, 10, 3, repeats=2) > 0
+    times = forward_times([pair.draft, pair.target], 10, 1, repeats=2)  # taking turns: one median per model
+    assert len(times) == 2 and all(t > 0 for t in times)
     c = measure_c(pair, context_lengths=(8, 16), repeats=1)
     assert 0 < c < 10
     costs = measure_verify_cost(pair.target, [1, 4], context_length=8, repeats=1)

@@ -156,25 +156,35 @@ def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
 
 
 @torch.inference_mode()
-def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1, repeats: int = 5) -> float:
-    """Median seconds of one forward over `n_tokens` new tokens after `context_length` cached ones."""
+def forward_times(models: Sequence[PreTrainedModel], context_length: int, n_tokens: int = 1,
+                  repeats: int = 5) -> list[float]:
+    """Median seconds of one forward of each model over `n_tokens` new tokens after `context_length` cached
+    ones. The models take turns, one forward each per round, so that a burst of background load (common
+    on a shared machine) slows them alike instead of one model's whole series."""
     if context_length < 1 or n_tokens < 1 or repeats < 1:
         raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
                          f"{context_length}, {n_tokens}, {repeats}")
     generator = torch.Generator().manual_seed(0)
-    vocab = model.get_input_embeddings().num_embeddings  # the config may count fewer or more rows
-    ids = torch.randint(vocab, (1, context_length + n_tokens), generator=generator).to(model.device)
-    cache = new_cache(model)
-    forward_new_tokens(model, cache, ids[:, :context_length], logits_to_keep=1)
-    times = []
-    for _ in range(repeats + 1):  # the first run warms up
-        synchronize(model.device)
-        start = time.perf_counter()
-        forward_new_tokens(model, cache, ids[:, context_length:])
-        synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
-        times.append(time.perf_counter() - start)
-        keep_first(cache, context_length)
-    return statistics.median(times[1:])
+    vocab = min(model.get_input_embeddings().num_embeddings for model in models)  # the config may count other rows
+    ids = torch.randint(vocab, (1, context_length + n_tokens), generator=generator)
+    caches = [new_cache(model) for model in models]
+    for model, cache in zip(models, caches):
+        forward_new_tokens(model, cache, ids[:, :context_length].to(model.device), logits_to_keep=1)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(repeats + 1):  # the first round warms up
+        for model, cache, series in zip(models, caches, times):
+            synchronize(model.device)
+            start = time.perf_counter()
+            forward_new_tokens(model, cache, ids[:, context_length:].to(model.device))
+            synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
+            series.append(time.perf_counter() - start)
+            keep_first(cache, context_length)
+    return [statistics.median(series[1:]) for series in times]
+
+
+def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1, repeats: int = 5) -> float:
+    """Median seconds of one forward over `n_tokens` new tokens after `context_length` cached ones."""
+    return forward_times([model], context_length, n_tokens, repeats)[0]
 
 
 def synchronize(device: torch.device) -> None:
@@ -188,11 +198,12 @@ def synchronize(device: torch.device) -> None:
 def measure_c(pair: ModelPair, context_lengths: Sequence[int] = (64, 256), repeats: int = 5) -> float:
     """c = draft one-token step time / target one-token step time, the median over `context_lengths`.
 
-    The two models are timed one right after the other at each length, so that slow background
-    load affects both alike.
+    The two models take turns forward by forward (`forward_times`), so that background load affects both alike.
     """
-    ratios = [forward_time(pair.draft, n, 1, repeats) / forward_time(pair.target, n, 1, repeats)
-              for n in context_lengths]
+    ratios = []
+    for n in context_lengths:
+        draft, target = forward_times([pair.draft, pair.target], n, 1, repeats)
+        ratios.append(draft / target)
     return statistics.median(ratios)
 
 

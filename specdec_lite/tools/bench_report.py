@@ -116,7 +116,7 @@ def run_shape(runs, encoded: dict[str, torch.Tensor]) -> dict[str, tuple[int, in
 def theory(pair: ModelPair, runs, encoded: dict[str, torch.Tensor], summary: list[dict],
            ks: Sequence[int], context_length: int) -> dict:
     """c, v_K, the prefills and α measured; predicted next to measured speed-up for each fixed K and category."""
-    c = measure_c(pair, context_lengths=(context_length,), repeats=3)
+    c = measure_c(pair, context_lengths=(context_length,), repeats=7)
     verify_costs = measure_verify_cost(pair.target, ks, context_length=context_length, repeats=3)
     alphas = greedy_alpha_by_category(pair, runs, encoded)
     shapes = run_shape(runs, encoded)
