@@ -16,6 +16,7 @@ from specdec_lite.algorithm.theory import (
     expected_tokens_per_forward,
     forward_time,
     forward_times,
+    timed_rounds,
     measure_alpha,
     measure_c,
     measure_prefill,
@@ -132,6 +133,8 @@ def test_forward_time_and_measurements_on_a_tiny_pair():
     assert forward_time(pair.target, 10, 3, repeats=2) > 0
     times = forward_times([pair.draft, pair.target], 10, 1, repeats=2)  # taking turns: one median per model
     assert len(times) == 2 and all(t > 0 for t in times)
+    rounds = timed_rounds([(pair.target, 1), (pair.target, 5), (pair.draft, 2)], 10, repeats=3)
+    assert len(rounds) == 3 and all(len(seconds) == 3 and min(seconds) > 0 for seconds in rounds)
     c = measure_c(pair, context_lengths=(8, 16), repeats=1)
     assert 0 < c < 10
     costs = measure_verify_cost(pair.target, [1, 4], context_length=8, repeats=1)

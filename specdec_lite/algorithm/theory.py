@@ -156,30 +156,39 @@ def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
 
 
 @torch.inference_mode()
+def timed_rounds(runs: Sequence[tuple[PreTrainedModel, int]], context_length: int, repeats: int = 5) -> list[list[float]]:
+    """Seconds of one forward of each (model, n_tokens) in `runs` over n_tokens new tokens after `context_length`
+    cached ones, for each of `repeats` rounds: [round][run]. The runs take turns, one forward each per round, so
+    that a burst of background load (common on a shared machine) slows one round, not one run's whole series."""
+    if context_length < 1 or repeats < 1 or any(n_tokens < 1 for _, n_tokens in runs):
+        raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
+                         f"{context_length}, {[n for _, n in runs]}, {repeats}")
+    generator = torch.Generator().manual_seed(0)
+    vocab = min(model.get_input_embeddings().num_embeddings for model, _ in runs)  # the config may count other rows
+    ids = torch.randint(vocab, (1, context_length + max(n for _, n in runs)), generator=generator)
+    caches = [new_cache(model) for model, _ in runs]
+    for (model, _), cache in zip(runs, caches):
+        forward_new_tokens(model, cache, ids[:, :context_length].to(model.device), logits_to_keep=1)
+    rounds = []
+    for _ in range(repeats + 1):  # the first round warms up
+        seconds = []
+        for (model, n_tokens), cache in zip(runs, caches):
+            synchronize(model.device)
+            start = time.perf_counter()
+            forward_new_tokens(model, cache, ids[:, context_length:context_length + n_tokens].to(model.device))
+            synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
+            seconds.append(time.perf_counter() - start)
+            keep_first(cache, context_length)
+        rounds.append(seconds)
+    return rounds[1:]
+
+
 def forward_times(models: Sequence[PreTrainedModel], context_length: int, n_tokens: int = 1,
                   repeats: int = 5) -> list[float]:
     """Median seconds of one forward of each model over `n_tokens` new tokens after `context_length` cached
-    ones. The models take turns, one forward each per round, so that a burst of background load (common
-    on a shared machine) slows them alike instead of one model's whole series."""
-    if context_length < 1 or n_tokens < 1 or repeats < 1:
-        raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
-                         f"{context_length}, {n_tokens}, {repeats}")
-    generator = torch.Generator().manual_seed(0)
-    vocab = min(model.get_input_embeddings().num_embeddings for model in models)  # the config may count other rows
-    ids = torch.randint(vocab, (1, context_length + n_tokens), generator=generator)
-    caches = [new_cache(model) for model in models]
-    for model, cache in zip(models, caches):
-        forward_new_tokens(model, cache, ids[:, :context_length].to(model.device), logits_to_keep=1)
-    times: list[list[float]] = [[] for _ in models]
-    for _ in range(repeats + 1):  # the first round warms up
-        for model, cache, series in zip(models, caches, times):
-            synchronize(model.device)
-            start = time.perf_counter()
-            forward_new_tokens(model, cache, ids[:, context_length:].to(model.device))
-            synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
-            series.append(time.perf_counter() - start)
-            keep_first(cache, context_length)
-    return [statistics.median(series[1:]) for series in times]
+    ones, the models taking turns (`timed_rounds`)."""
+    rounds = timed_rounds([(model, n_tokens) for model in models], context_length, repeats)
+    return [statistics.median(column) for column in zip(*rounds)]
 
 
 def forward_time(model: PreTrainedModel, context_length: int, n_tokens: int = 1, repeats: int = 5) -> float:
@@ -209,9 +218,11 @@ def measure_c(pair: ModelPair, context_lengths: Sequence[int] = (64, 256), repea
 
 def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_length: int = 128,
                         repeats: int = 5) -> dict[int, float]:
-    """{K: t(forward over K+1 tokens) / t(forward over 1 token)} at `context_length`."""
-    one = forward_time(model, context_length, 1, repeats)
-    return {k: forward_time(model, context_length, k + 1, repeats) / one for k in ks}
+    """{K: t(forward over K+1 tokens) / t(forward over 1 token)} at `context_length`: each round times a
+    1-token forward and a (K+1)-token forward for every K in turn, and v_K is the median over rounds of
+    its time over that round's 1-token time."""
+    rounds = timed_rounds([(model, 1)] + [(model, k + 1) for k in ks], context_length, repeats)
+    return {k: statistics.median(seconds[i + 1] / seconds[0] for seconds in rounds) for i, k in enumerate(ks)}
 
 
 def measure_prefill(pair: ModelPair, prompt_length: int, repeats: int = 3) -> tuple[float, float]:
