@@ -10,7 +10,7 @@ from specdec_lite.models.tiny_models import save_tiny_pair
 from specdec_lite.tools import bench
 from specdec_lite.tools.cli import main
 
-METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup", "tree", "chains8", "tree8"]
+METHODS = ["plain", "k2", "adaptive", "confidence", "hf_assisted", "hf_lookup", "tree", "chains8", "tree8", "tree_auto"]
 
 
 @pytest.fixture
@@ -57,7 +57,10 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     assert row["prefill_target"] > 0 and row["prefill_draft"] > 0
     assert row["new_tokens"] == pytest.approx(rows["plain", "all"]["tokens"] / 2, abs=0.5)
     assert row["measured_over_predicted"] == pytest.approx(row["measured"] / row["predicted_run"])
-    assert "ceiling 1/c" in printed and "measured/run" in printed
+    assert row["measured_over_replay"] == pytest.approx(row["measured"] / row["predicted_replay"])
+    k2 = rows["k2", "all"]  # greedy fp32: the replay takes exactly the loop's steps (one target forward each)
+    assert row["replayed_tokens_per_step"] == pytest.approx(k2["tokens"] / (k2["forwards"] - k2["prompts"]))
+    assert "ceiling 1/c" in printed and "measured/run" in printed and "/replay" in printed
 
 
 def namespace(**options):

@@ -181,3 +181,5 @@ def test_calibration_is_cached_per_named_pair(monkeypatch, tmp_path):
     assert theory.calibrate(pair, k_max=3) == first == theory.Costs(0.5, (2.0, 2.0, 2.0)) and len(calls) == 1
     theory.calibrate(pair, k_max=3, refresh=True)
     assert len(calls) == 2
+    assert theory.calibrate(pair, k_max=2) == theory.Costs(0.5, (2.0, 2.0)) and len(calls) == 2  # a prefix of the cache
+    assert len(theory.calibrate(pair, k_max=5).verify_costs) == 5 and len(calls) == 3  # beyond it: measured again

@@ -22,7 +22,6 @@ from specdec_lite.algorithm.theory import (
     measure_prefill,
     measure_verify_cost,
     position_acceptance,
-    predicted_run_speedup,
     predicted_speedup,
 )
 from specdec_lite.algorithm.verification import acceptance_probability
@@ -106,20 +105,6 @@ def test_best_k():
         best_k(0.8, 0.2, k_max=4, verify_costs=[1.0, 1.0])
 
 
-def test_predicted_run_speedup_counts_the_prefills_once():
-    a, k, c, v = 0.8, 4, 0.4, 1.3
-    steps = 64 / expected_tokens_per_forward(a, k)
-    assert predicted_run_speedup(a, k, c, v, 64, 10.0, 4.0) == pytest.approx((10 + 64) / (14 + steps * (k * c + v)))
-    assert predicted_run_speedup(a, k, c, v, 64, 0.0, 0.0) == pytest.approx(predicted_speedup(a, k, c, v))
-    long_run = predicted_run_speedup(a, k, c, v, 10**7, 10.0, 4.0)
-    assert long_run == pytest.approx(predicted_speedup(a, k, c, v), rel=1e-4)  # the prefills fade
-    assert predicted_run_speedup(a, k, c, v, 64, 10.0, 4.0) < long_run  # the draft's prefill is paid on top
-    with pytest.raises(ValueError, match="new_tokens"):
-        predicted_run_speedup(a, k, c, v, 0, 10.0, 4.0)
-    with pytest.raises(ValueError, match="prefills"):
-        predicted_run_speedup(a, k, c, v, 64, -1.0, 4.0)
-
-
 def test_measure_prefill_in_one_token_target_forwards():
     pair = tiny_pair("qwen2")
     target, draft = measure_prefill(pair, 24, repeats=1)
@@ -135,6 +120,10 @@ def test_forward_time_and_measurements_on_a_tiny_pair():
     assert len(times) == 2 and all(t > 0 for t in times)
     rounds = timed_rounds([(pair.target, 1), (pair.target, 5), (pair.draft, 2)], 10, repeats=3)
     assert len(rounds) == 3 and all(len(seconds) == 3 and min(seconds) > 0 for seconds in rounds)
+    rounds = timed_rounds([(pair.target, 1), (pair.draft, 9)], [20, 1], repeats=2)  # a context per run
+    assert len(rounds) == 2 and all(len(seconds) == 2 for seconds in rounds)
+    with pytest.raises(ValueError, match="one context_length per run"):
+        timed_rounds([(pair.target, 1), (pair.draft, 9)], [20], repeats=2)
     c = measure_c(pair, context_lengths=(8, 16), repeats=1)
     assert 0 < c < 10
     costs = measure_verify_cost(pair.target, [1, 4], context_length=8, repeats=1)

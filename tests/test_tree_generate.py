@@ -10,7 +10,7 @@ from specdec_lite.algorithm.kv_cache import cache_length, forward_new_tokens, ne
 from specdec_lite.algorithm.results import TreeStepTrace
 from specdec_lite.algorithm.sampling import Sampling
 from specdec_lite.algorithm.tree import compact_caches, tree_generate
-from specdec_lite.algorithm.tree_draft import Chains, Dynamic, propose_tree
+from specdec_lite.algorithm.tree_draft import Chains, CostAware, Dynamic, DraftedTree, propose_tree
 from specdec_lite.algorithm.tree_verification import keep_positions, tree_target_logits, verify_tree
 from distribution_checks import trigram_pair
 from specdec_lite.models.tiny_models import tiny_model, tiny_pair
@@ -100,6 +100,9 @@ def test_sampling_is_reproducible_with_a_seed():
     (dict(shape="chains", n_nodes=8), "n_nodes"),
     (dict(shape="dynamic", depth=0), "depth"),
     (dict(top_p=0.0), "top_p"),
+    (dict(shape="auto", n_nodes=0), "n_nodes"),
+    (dict(shape=Dynamic(4, 2), n_nodes=8), "shape object"),
+    (dict(shape=Dynamic(4, 2), depth=3), "shape object"),
 ])
 def test_bad_arguments_raise(kwargs, name):
     pair = tiny_pair("gpt2")  # context window 128
@@ -188,3 +191,70 @@ def test_chains_shape_is_n_branches_disjoint_chains():
 def test_shapes_check_their_arguments(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+@pytest.mark.parametrize("make, name", [(lambda: CostAware(0, 2, 0.5, (1.0,)), "n_nodes"),
+                                        (lambda: CostAware(2, 2, -0.1, (1.0, 1.0)), "c >= 0"),
+                                        (lambda: CostAware(3, 2, 0.5, (1.0, 1.1)), "verify_costs"),
+                                        (lambda: CostAware(2, 2, 0.5, (1.0, 0.0)), "verify_costs")])
+def test_cost_aware_shape_checks_its_arguments(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_cost_aware_ratio_by_hand():
+    drafted = DraftedTree(root=0)
+    drafted.tokens += [1, 2, 3]
+    drafted.parents += [0, 0, 1]
+    drafted.depths += [1, 1, 2]
+    drafted.scores += [0.9, 0.1, 0.5]
+    shape = CostAware(3, 4, c=0.5, verify_costs=(1.1, 1.2, 1.3))
+    # after 2 forwards (cost 1): N=1 -> 1.9 / 2.1, N=2 -> 2.4 / 2.2, N=3 -> 2.5 / 2.3: the 0.1 node does not pay
+    assert shape.best_ratio([0.9, 0.5, 0.1], 2) == pytest.approx((2.4 / 2.2, 2))
+    assert shape.verified_nodes(drafted, 2) == 2
+    # deeper from node 3 (score 0.5, its own q 0.5 / 0.9): 0.5 * 0.556 = 0.278 >= c R = 0.545? no
+    assert not shape.worth_deeper(drafted, [3], 2)
+    assert CostAware(3, 4, c=0.1, verify_costs=(1.0, 1.0, 1.0)).worth_deeper(drafted, [3], 2)  # 0.278 >= 0.1 R
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_cost_aware_tree_with_free_costs_is_the_dynamic_tree(temperature):
+    """c = 0 and v_N = 1: every node and every level pays, so the tree is Dynamic's, draw for draw."""
+    pair = tiny_pair("qwen2", noise=0.3)
+    for prompt in PROMPTS[:8]:
+        trees = []
+        for shape in (Dynamic(6, 3), CostAware(6, 3, c=0.0, verify_costs=(1.0,) * 6)):
+            sampling = Sampling(temperature, generator=torch.Generator().manual_seed(3))
+            proposal = propose_tree(pair.draft, new_cache(pair.draft), pair.encode(prompt), shape, sampling=sampling)
+            trees.append((proposal.tree.tokens.tolist(), proposal.tree.parents.tolist(), proposal.forwards))
+        assert trees[0] == trees[1], prompt
+
+
+def test_cost_aware_tree_spends_less_when_drafting_costs_more():
+    pair = trigram_pair(16)
+    ids = torch.tensor([[3, 5]])
+    sizes = {}
+    for c in (0.0, 0.2, 5.0):
+        shape = CostAware(8, 4, c=c, verify_costs=tuple(1 + 0.05 * n for n in range(1, 9)))
+        proposal = propose_tree(pair.draft, new_cache(pair.draft), ids, shape)
+        sizes[c] = (len(proposal.tree) - 1, proposal.forwards)
+    assert sizes[5.0][1] == 1  # a draft forward dearer than anything it could win: the first level only
+    assert sizes[0.0][1] >= sizes[0.2][1] >= sizes[5.0][1] and sizes[0.0][1] > 1  # cheaper drafts: deeper trees
+    assert sizes[0.0][0] < 8  # even with free drafts, a node whose score cannot pay its 0.05 of verify is left out
+
+
+@pytest.mark.parametrize("arch, attn", [("gpt2", "eager"), ("qwen2", "sdpa")])
+def test_greedy_cost_aware_tree_equals_target_greedy(arch, attn):
+    pair = tiny_pair(arch, attn=attn, noise=0.3)
+    for i, prompt in enumerate(PROMPTS):
+        expected = autoregressive_generate(pair, prompt, max_new_tokens=12, stop_at_eos=False).token_ids
+        shape = CostAware(4 + i % 5, 2 + i % 4, c=0.05 * (i % 6), verify_costs=tuple(1 + 0.1 * n for n in range(8)))
+        assert tree_generate(pair, prompt, max_new_tokens=12, shape=shape, stop_at_eos=False).token_ids == expected
+
+
+def test_auto_shape_calibrates_the_pair():
+    pair = tiny_pair("qwen2", noise=0.3)
+    expected = autoregressive_generate(pair, "the cat", max_new_tokens=10, stop_at_eos=False).token_ids
+    result = tree_generate(pair, "the cat", max_new_tokens=10, shape="auto", n_nodes=6, depth=3, stop_at_eos=False)
+    assert result.token_ids == expected
+    assert all(len(step.tokens) - 1 <= 6 for step in result.trace if isinstance(step, TreeStepTrace))

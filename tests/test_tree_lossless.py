@@ -20,6 +20,7 @@ import torch
 from distribution_checks import exact_first_two, matches_distribution, trigram_pair
 from specdec_lite.algorithm.sampling import sample
 from specdec_lite.algorithm.tree import tree_generate
+from specdec_lite.algorithm.tree_draft import CostAware
 from specdec_lite.algorithm.tree_verification import (TreeVerdict, acceptance_probability, after_rejection,
                                                       children_lists, residual_distribution, without_token)
 from specdec_lite.models.pair import ModelPair
@@ -34,9 +35,10 @@ pytestmark = pytest.mark.statistical
 def sampled_first_two(pair, tree: dict, temperature, top_k, top_p, n=N_SAMPLES) -> list:
     """`tree`: tree_generate's shape arguments, depth included."""
     generator = torch.Generator().manual_seed(1234)
+    depth = tree["depth"] if "depth" in tree else tree["shape"].depth  # a shape object carries its depth
     samples = []
     for _ in range(n):
-        ids = tree_generate(pair, CONTEXT, max_new_tokens=tree["depth"] + 1, temperature=temperature, top_k=top_k,
+        ids = tree_generate(pair, CONTEXT, max_new_tokens=depth + 1, temperature=temperature, top_k=top_k,
                             top_p=top_p, generator=generator, stop_at_eos=False, **tree).token_ids
         samples.append(ids[0] * VOCAB + ids[1])
     return samples
@@ -71,6 +73,30 @@ def test_dynamic_tree_sampling_matches_target(n_nodes, depth, temperature, top_k
     tree = dict(shape="dynamic", n_nodes=n_nodes, depth=depth)
     passes, p_value, tv, bound = check(trigram_pair(VOCAB), tree, temperature, top_k, top_p)
     print(f"dynamic {tree} T={temperature} top_k={top_k} top_p={top_p}: p={p_value:.3g} TV={tv:.4f} < {bound:.4f}")
+    assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
+
+
+COST_AWARE = {  # both cut nodes that do not pay their verify cost; see the test below for what each does
+    "deep": CostAware(6, 2, c=0.05, verify_costs=tuple(1 + 0.15 * n for n in range(1, 7))),
+    "stops": CostAware(6, 2, c=0.3, verify_costs=tuple(1 + 0.1 * n for n in range(1, 7))),
+}
+
+
+def first_tree_sizes(shape: CostAware, temperature: float, top_p: float, n: int = 100) -> set[tuple[int, int]]:
+    """(nodes, depth) of the first step's tree over n sampled runs on the test's trigram pair."""
+    generator = torch.Generator().manual_seed(0)
+    runs = [tree_generate(trigram_pair(VOCAB), CONTEXT, max_new_tokens=3, temperature=temperature, top_p=top_p,
+                          generator=generator, stop_at_eos=False, shape=shape).trace[0] for _ in range(n)]
+    return {(len(step.tokens) - 1, max(step.depths)) for step in runs}
+
+
+@pytest.mark.parametrize("name, temperature, top_k, top_p", [("deep", 1.0, 0, 1.0), ("stops", 0.7, 0, 0.9)])
+def test_cost_aware_tree_sampling_matches_target(name, temperature, top_k, top_p):
+    sizes = first_tree_sizes(COST_AWARE[name], temperature, top_p)
+    assert all(nodes < 6 for nodes, _ in sizes)  # the cut is exercised ...
+    assert {depth for _, depth in sizes} == ({2} if name == "deep" else {1})  # ... and the depth rule
+    passes, p_value, tv, bound = check(trigram_pair(VOCAB), dict(shape=COST_AWARE[name]), temperature, top_k, top_p)
+    print(f"cost-aware {name} {sorted(sizes)} T={temperature} top_p={top_p}: p={p_value:.3g} TV={tv:.4f} < {bound:.4f}")
     assert passes, f"chi-square p={p_value:.2e}, TV={tv:.4f} (bound {bound:.4f})"
 
 

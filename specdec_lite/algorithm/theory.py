@@ -12,8 +12,9 @@ On a GPU that holds for small K; on a CPU it does not (a (K+1)-token bf16 forwar
 a 1-token one). `predicted_speedup(..., verify_cost=v)` replaces the 1 in the denominator by
 v = t_target(K+1 tokens) / t_target(1 token), which `measure_verify_cost` measures.
 
-What it does not do: model acceptance that varies along the text (α is one number), trees of
-drafts, or the per-step Python overhead of the loop itself.
+What it does not do: model acceptance that varies along the text (α is one number; `run_theory.py`
+replays greedy acceptance as it fell, and adds the prompt and the end of a finite run), trees of drafts,
+or the per-step Python overhead of the loop itself.
 """
 
 from __future__ import annotations
@@ -77,24 +78,6 @@ def predicted_speedup(alpha_: float, k: int, c: float, verify_cost: float = 1.0)
     return expected_tokens_per_forward(alpha_, k) / (k * c + verify_cost)
 
 
-def predicted_run_speedup(alpha_: float, k: int, c: float, verify_cost: float, new_tokens: int,
-                          prefill_target: float, prefill_draft: float) -> float:
-    """The speed-up of a whole run of `new_tokens` tokens, its prompt included (what a benchmark times).
-
-    Both runs first feed the prompt to the target (`prefill_target`), the speculative one to the draft
-    too (`prefill_draft`), both in units of a 1-token target forward. Then plain decoding spends one
-    forward per token, speculative decoding one step (K c + v_K) per `expected_tokens_per_forward`
-    tokens. The prefills are paid once, so the speed-up of a long run tends to `predicted_speedup`;
-    for 64 tokens after a 50-token prompt they weigh 10-20 %.
-    """
-    if new_tokens < 1 or prefill_target < 0 or prefill_draft < 0:
-        raise ValueError(f"new_tokens must be >= 1 and the prefills >= 0, got {new_tokens}, {prefill_target}, "
-                         f"{prefill_draft}")
-    steps = new_tokens / expected_tokens_per_forward(alpha_, k)
-    plain = prefill_target + new_tokens
-    return plain / (prefill_target + prefill_draft + steps * (k * c + verify_cost))
-
-
 def best_k(alpha_: float, c: float, k_max: int = 16, verify_costs: Sequence[float] | None = None) -> int:
     """The K in 1..k_max with the highest predicted speed-up.
 
@@ -156,29 +139,32 @@ def step_summary(trace: Sequence[TraceStep]) -> StepSummary:
 
 
 @torch.inference_mode()
-def timed_rounds(runs: Sequence[tuple[PreTrainedModel, int]], context_length: int, repeats: int = 5) -> list[list[float]]:
+def timed_rounds(runs: Sequence[tuple[PreTrainedModel, int]], context_length: int | Sequence[int],
+                 repeats: int = 5) -> list[list[float]]:
     """Seconds of one forward of each (model, n_tokens) in `runs` over n_tokens new tokens after `context_length`
-    cached ones, for each of `repeats` rounds: [round][run]. The runs take turns, one forward each per round, so
-    that a burst of background load (common on a shared machine) slows one round, not one run's whole series."""
-    if context_length < 1 or repeats < 1 or any(n_tokens < 1 for _, n_tokens in runs):
-        raise ValueError(f"context_length, n_tokens and repeats must be >= 1, got "
-                         f"{context_length}, {[n for _, n in runs]}, {repeats}")
+    cached ones (one number for every run, or one per run), for each of `repeats` rounds: [round][run]. The runs
+    take turns, one forward each per round, so that a burst of background load (common on a shared machine)
+    slows one round, not one run's whole series."""
+    contexts = [context_length] * len(runs) if isinstance(context_length, int) else list(context_length)
+    if len(contexts) != len(runs) or min(contexts) < 1 or repeats < 1 or any(n < 1 for _, n in runs):
+        raise ValueError(f"need one context_length per run (or one for all), context_length, n_tokens and repeats "
+                         f">= 1, got {context_length}, {[n for _, n in runs]}, {repeats}")
     generator = torch.Generator().manual_seed(0)
     vocab = min(model.get_input_embeddings().num_embeddings for model, _ in runs)  # the config may count other rows
-    ids = torch.randint(vocab, (1, context_length + max(n for _, n in runs)), generator=generator)
+    ids = torch.randint(vocab, (1, max(contexts) + max(n for _, n in runs)), generator=generator)
     caches = [new_cache(model) for model, _ in runs]
-    for (model, _), cache in zip(runs, caches):
-        forward_new_tokens(model, cache, ids[:, :context_length].to(model.device), logits_to_keep=1)
+    for (model, _), cache, context in zip(runs, caches, contexts):
+        forward_new_tokens(model, cache, ids[:, :context].to(model.device), logits_to_keep=1)
     rounds = []
     for _ in range(repeats + 1):  # the first round warms up
         seconds = []
-        for (model, n_tokens), cache in zip(runs, caches):
+        for (model, n_tokens), cache, context in zip(runs, caches, contexts):
             synchronize(model.device)
             start = time.perf_counter()
-            forward_new_tokens(model, cache, ids[:, context_length:context_length + n_tokens].to(model.device))
+            forward_new_tokens(model, cache, ids[:, context:context + n_tokens].to(model.device))
             synchronize(model.device)  # a GPU runs asynchronously: wait for the kernels, not only their launch
             seconds.append(time.perf_counter() - start)
-            keep_first(cache, context_length)
+            keep_first(cache, context)
         rounds.append(seconds)
     return rounds[1:]
 
@@ -226,12 +212,14 @@ def measure_verify_cost(model: PreTrainedModel, ks: Sequence[int], context_lengt
 
 
 def measure_prefill(pair: ModelPair, prompt_length: int, repeats: int = 3) -> tuple[float, float]:
-    """(target, draft) time of feeding a `prompt_length`-token prompt to an empty cache, each in units of a
-    1-token target forward after that prompt."""
+    """(target, draft) time of feeding a `prompt_length`-token prompt (all of it but the first token, after
+    that one), each in units of a 1-token target forward after that prompt: the median of the per-round
+    ratios, the three forwards taking turns (`timed_rounds`)."""
     if prompt_length < 2:
         raise ValueError(f"prompt_length must be >= 2, got {prompt_length}")
-    one = forward_time(pair.target, prompt_length, 1, repeats)
-    return tuple(forward_time(model, 1, prompt_length - 1, repeats) / one for model in (pair.target, pair.draft))
+    runs = [(pair.target, 1), (pair.target, prompt_length - 1), (pair.draft, prompt_length - 1)]
+    rounds = timed_rounds(runs, [prompt_length, 1, 1], repeats)
+    return tuple(statistics.median(seconds[i] / seconds[0] for seconds in rounds) for i in (1, 2))
 
 
 @dataclass(frozen=True)
@@ -260,14 +248,14 @@ def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeat
               refresh: bool = False) -> Costs:
     """Measure c and v_1..v_{k_max} for `pair` (a few seconds), cached on disk per machine and dtype.
 
-    The cache is `cache_dir()/calibration.json`; `refresh=True` measures again. Models without a
-    name (built in memory) are measured every time.
+    The cache is `cache_dir()/calibration.json`; `refresh=True` measures again, and so does a k_max
+    beyond the cached costs. Models without a name (built in memory) are measured every time.
     """
     key = calibration_key(pair)
     path = cache_dir() / CALIBRATION_FILE
     known = json.loads(path.read_text()) if path.is_file() else {}
-    if key in known and not refresh:
-        return Costs(known[key]["c"], tuple(known[key]["verify_costs"]))
+    if key in known and not refresh and len(known[key]["verify_costs"]) >= k_max:
+        return Costs(known[key]["c"], tuple(known[key]["verify_costs"][:k_max]))
     window = min(context_window(pair.draft), context_window(pair.target))
     context_length = max(1, min(context_length, window - k_max - 1))  # small models have short windows
     costs = Costs(measure_c(pair, (context_length,), repeats),

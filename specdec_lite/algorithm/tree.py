@@ -31,25 +31,41 @@ from .inputs import Prompt, make_request
 from .kv_cache import cache_length
 from .results import GenerationResult, TreeStepTrace
 from .sampling import Sampling
-from .tree_draft import Chains, Dynamic, TreeProposal, TreeShape, propose_tree
+from .draft_length import monotone_costs
+from .theory import calibrate
+from .tree_draft import Chains, CostAware, Dynamic, TreeProposal, TreeShape, propose_tree
 from .tree_verification import TreeVerdict, keep_positions, tree_target_logits, verify_tree
 
 
 ATTENTION_ALLOWED = ("eager", "sdpa", "row_by_row")  # they apply a 4D float mask; flash/flex attention ignore it
-SHAPES = ("chains", "dynamic")
+SHAPES = ("chains", "dynamic", "auto")
 
 
-def tree_shape(shape: str, n_branches: int | None, n_nodes: int | None, depth: int) -> TreeShape:
-    """`Chains(n_branches or 3, depth)` or `Dynamic(n_nodes or 8, depth)`; ValueError naming a bad argument."""
+def tree_shape(shape: str | TreeShape, n_branches: int | None, n_nodes: int | None, depth: int | None,
+               pair: ModelPair) -> TreeShape:
+    """`Chains(n_branches or 3, depth or 4)`, `Dynamic(n_nodes or 8, depth or 4)`, or for "auto" a
+    `CostAware` tree of n_nodes (or 8) nodes from the pair's calibrated costs (`theory.calibrate`); a shape
+    object as it is. ValueError naming a bad argument."""
+    if isinstance(shape, (Chains, Dynamic)):
+        if (n_branches, n_nodes, depth) != (None, None, None):
+            raise ValueError("a shape object carries its own sizes: leave n_branches, n_nodes and depth out")
+        return shape
     if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+        raise ValueError(f"shape must be one of {SHAPES} or a tree shape object, got {shape!r}")
+    depth = 4 if depth is None else depth
     if shape == "chains":
         if n_nodes is not None:
-            raise ValueError("n_nodes applies to shape='dynamic'; chains have n_branches * depth nodes")
+            raise ValueError("n_nodes applies to shape='dynamic' or 'auto'; chains have n_branches * depth nodes")
         return Chains(3 if n_branches is None else n_branches, depth)
     if n_branches is not None:
-        raise ValueError("n_branches applies to shape='chains'; a dynamic tree branches where the draft is unsure")
-    return Dynamic(8 if n_nodes is None else n_nodes, depth)
+        raise ValueError(f"n_branches applies to shape='chains'; a {shape} tree branches where the draft is unsure")
+    n_nodes = 8 if n_nodes is None else n_nodes
+    if shape == "dynamic":
+        return Dynamic(n_nodes, depth)
+    if n_nodes < 1:
+        raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
+    costs = calibrate(pair, k_max=n_nodes)
+    return CostAware(n_nodes, depth, costs.c, tuple(monotone_costs(costs.verify_costs)))
 
 
 def check_tree_models(pair: ModelPair) -> None:
@@ -98,16 +114,19 @@ def tree_step(state: LoopState, shape: TreeShape) -> TreeStepTrace:
 
 @torch.inference_mode()
 def tree_generate(
-    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, n_branches: int | None = None, depth: int = 4,
-    temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+    pair: ModelPair, prompt: Prompt, max_new_tokens: int = 64, n_branches: int | None = None,
+    depth: int | None = None, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
     seed: int | None = 0, stop_at_eos: bool = True, generator: torch.Generator | None = None,
-    shape: str = "chains", n_nodes: int | None = None, on_step: StepCallback | None = None,
+    shape: str | TreeShape = "chains", n_nodes: int | None = None, on_step: StepCallback | None = None,
 ) -> GenerationResult:
     """Token-tree speculative decoding: a tree of drafted tokens, one target forward per step.
 
-    shape "chains": `n_branches` (default 3) chains of `depth` tokens under the root. shape
+    shape "chains": `n_branches` (default 3) chains of `depth` (default 4) tokens under the root. shape
     "dynamic": the `n_nodes` (default 8) drafted nodes of highest draft path probability, at most
-    `depth` deep (`tree_draft.Dynamic`). Each step costs at most `depth` draft forwards.
+    `depth` deep (`tree_draft.Dynamic`). shape "auto": that dynamic tree, drafted deeper and verified
+    only as far as the pair's calibrated costs say it pays (`tree_draft.CostAware`; `theory.calibrate`
+    measures v_1..v_n_nodes once per machine). A shape object (`Chains`, `Dynamic`, `CostAware`) is used
+    as it is. Each step costs at most `depth` draft forwards.
 
     temperature 0: the tokens equal the target's greedy tokens. temperature > 0: every token
     follows the target's (temperature/top-k/top-p transformed) distribution exactly.
@@ -118,11 +137,11 @@ def tree_generate(
     """
     request = make_request(pair, prompt, max_new_tokens, Sampling(temperature, top_k, top_p),
                            models=[pair.draft, pair.target], seed=seed, generator=generator, stop_at_eos=stop_at_eos)
-    tree = tree_shape(shape, n_branches, n_nodes, depth)
+    tree = tree_shape(shape, n_branches, n_nodes, depth, pair)
     check_tree_models(pair)
     state = LoopState.prefill(pair, request, on_step)
     while state.remaining > 0:
-        depth_step = min(depth, state.remaining - 1)  # never emit more than max_new_tokens (nor pass its positions)
+        depth_step = min(tree.depth, state.remaining - 1)  # never emit more than max_new_tokens, nor pass its positions
         step = state.plain_step() if depth_step == 0 else tree_step(state, replace(tree, depth=depth_step))
         state.append(step)
     return state.finish()

@@ -1,10 +1,12 @@
 """The draft proposes a token tree, one batched draft forward per depth (notebook 07).
 
-Two shapes, built by the same loop:
+Three shapes, built by the same loop:
   Chains(n_branches, depth)  the root gets n_branches children, every other node one child:
                              n_branches disjoint chains (multi-draft speculative decoding).
   Dynamic(n_nodes, depth)    EAGLE-2's dynamic tree: the n_nodes nodes of highest path score,
                              branching wherever the draft is unsure.
+  CostAware(n_nodes, depth,  the dynamic tree, drafted deeper and verified only as far as the
+      c, verify_costs)       expected tokens pay for the draft forwards and the larger verify forward.
 The loop, from the root (the last emitted token): the draft's distribution q at every frontier
 node (the nodes of the deepest level) comes from ONE forward that feeds that whole level, each
 node seeing only the cached prefix and its own ancestors at position root + depth (the tree
@@ -22,7 +24,8 @@ its first c draws.
 Dynamic: at each depth the candidate children are ranked with the nodes chosen so far; those
 among the best n_nodes are drawn, and nodes pushed out of the best n_nodes leave the tree (they
 were drafted, and stay in the draft's cache until `tree.compact_caches`). Drafting stops at
-`depth` or when no child of the newest level can enter the best n_nodes.
+`depth` or when no child of the newest level can enter the best n_nodes (CostAware: also when
+the next level would not pay for its forward).
 
 What it does not do: look at the target; learned heads on the target (Medusa proper); a static
 top-k-per-depth shape (Medusa's sparse trees); batches of several sequences.
@@ -30,6 +33,7 @@ top-k-per-depth shape (Medusa's sparse trees); batches of several sequences.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -43,17 +47,24 @@ from .token_tree import TokenTree, forward_tree_nodes
 NodeKey = tuple[float, int, int]  # (-score, depth, order): smaller is better
 
 
-class PositiveSizes:
-    """A tree shape whose every field is a size >= 1; ValueError naming the first that is not."""
+class FixedBudget:
+    """A tree shape whose int fields are sizes >= 1 (ValueError naming the first that is not), which drafts
+    until its depth or its node budget stops it and verifies its best n_nodes nodes."""
 
     def __post_init__(self) -> None:
         for size in fields(self):
-            if getattr(self, size.name) < 1:
+            if size.type == "int" and getattr(self, size.name) < 1:
                 raise ValueError(f"{size.name} must be >= 1, got {getattr(self, size.name)}")
+
+    def worth_deeper(self, drafted: DraftedTree, frontier: list[int], forwards: int) -> bool:
+        return True
+
+    def verified_nodes(self, drafted: DraftedTree, forwards: int) -> int:
+        return self.n_nodes
 
 
 @dataclass(frozen=True)
-class Chains(PositiveSizes):
+class Chains(FixedBudget):
     """n_branches chains of `depth` tokens under the root: n_branches * depth drafted nodes."""
 
     n_branches: int
@@ -70,7 +81,7 @@ class Chains(PositiveSizes):
 
 
 @dataclass(frozen=True)
-class Dynamic(PositiveSizes):
+class Dynamic(FixedBudget):
     """The n_nodes drafted nodes of highest path score, at most `depth` below the root (EAGLE-2's dynamic tree)."""
 
     n_nodes: int
@@ -81,17 +92,77 @@ class Dynamic(PositiveSizes):
 
         A candidate child gets drawn when it ranks among the best n_nodes of the kept nodes and the candidates.
         """
+        return children_counts(self.best_nodes(level, scores, ranked_q, chosen), len(scores))
+
+    def best_nodes(self, level: int, scores: list[float], ranked_q: torch.Tensor,
+                   chosen: list[NodeKey]) -> list[tuple[NodeKey, int]]:
+        """The best n_nodes of the kept nodes (frontier index -1) and the candidate children (their parent's
+        frontier index), best first."""
         candidates = [((-s * float(q), level, i * ranked_q.shape[1] + j), i)
                       for i, (s, row) in enumerate(zip(scores, ranked_q)) for j, q in enumerate(row.tolist()) if q > 0]
-        best = sorted([(key, -1) for key in chosen] + candidates)[:self.n_nodes]
-        counts = [0] * len(scores)
-        for _, i in best:
-            if i >= 0:
-                counts[i] += 1
-        return counts
+        return sorted([(key, -1) for key in chosen] + candidates)[:self.n_nodes]
 
 
-TreeShape = Chains | Dynamic
+def children_counts(best: list[tuple[NodeKey, int]], n_frontier: int) -> list[int]:
+    """How many of `best` are children of each of the n_frontier frontier nodes."""
+    counts = [0] * n_frontier
+    for _, i in best:
+        if i >= 0:
+            counts[i] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class CostAware(Dynamic):
+    """A dynamic tree that drafts deeper, and verifies a node, only where the expected tokens pay for the time.
+
+    Take the path scores s as acceptance chances (greedy: the draft's path probabilities). Verifying the best
+    N drafted nodes after F draft forwards then emits 1 + Σ s tokens on average and costs F c + v_N
+    one-token target forwards; R is the best such ratio over N = 1..n_nodes.
+      - verify the N that gives R: a node joins only when its score pays for a larger verify forward;
+      - draft one level deeper only when s_f q_f >= c R, f the best frontier node and q_f its own draft
+        probability: its best child would score about s_f q_f if the draft's confidence carries over to the
+        next token (the bet Hugging Face's confidence stop makes too), and the forward costs c.
+    Children are drawn (and later fed to the draft) only when they rank among the N that would be verified
+    if drafting stopped at their level. c and verify_costs (v_1..v_N for N up to n_nodes, monotone) come
+    from `theory.calibrate` (tree.py's shape "auto"). Every decision reads scores, which come from ranks,
+    never a drawn token: lossless.
+    """
+
+    c: float
+    verify_costs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.c < 0 or len(self.verify_costs) < self.n_nodes or min(self.verify_costs) <= 0:
+            raise ValueError(f"need c >= 0 and verify_costs v_1..v_{self.n_nodes} all > 0, got c={self.c}, "
+                             f"verify_costs={self.verify_costs}")
+
+    def best_ratio(self, scores: list[float], forwards: int) -> tuple[float, int]:
+        """(R, N): the most expected tokens per unit of cost, and how many of the best `scores` (sorted down)
+        give it, after `forwards` draft forwards."""
+        totals = itertools.accumulate(scores[:self.n_nodes], initial=1.0)  # 1 + the n best scores, n = 0, 1, ...
+        return max((total / (forwards * self.c + self.verify_costs[n - 1]), n)
+                   for n, total in enumerate(totals) if n >= 1)
+
+    def n_children(self, level: int, scores: list[float], ranked_q: torch.Tensor, chosen: list[NodeKey]) -> list[int]:
+        """Dynamic's candidates, but only those among the N best that would be verified if drafting stopped
+        here (`level` forwards spent): a child that cannot pay its verify cost is not drawn, nor fed."""
+        best = self.best_nodes(level, scores, ranked_q, chosen)
+        _, n = self.best_ratio([-key[0] for key, _ in best], level)
+        return children_counts(best[:n], len(scores))
+
+    def worth_deeper(self, drafted: DraftedTree, frontier: list[int], forwards: int) -> bool:
+        best = min(frontier, key=drafted.key)
+        q_best = drafted.scores[best] / drafted.scores[drafted.parents[best]]
+        ratio, _ = self.best_ratio(sorted(drafted.scores[1:], reverse=True), forwards)
+        return drafted.scores[best] * q_best >= self.c * ratio
+
+    def verified_nodes(self, drafted: DraftedTree, forwards: int) -> int:
+        return self.best_ratio(sorted(drafted.scores[1:], reverse=True), forwards)[1]
+
+
+TreeShape = Chains | Dynamic | CostAware
 
 
 @dataclass
@@ -201,13 +272,14 @@ def propose_tree(
         kept = [drafted.key(v) for v in drafted.best(shape.n_nodes)[1:]]
         counts = shape.n_children(level, [drafted.scores[v] for v in frontier], ranked_q, kept)
         frontier = drafted.add_level(frontier, q, logits, counts, ranked_q, sampling)
-        if level == shape.depth or not drafted.can_grow(frontier, shape.n_nodes):
+        if (level == shape.depth or not drafted.can_grow(frontier, shape.n_nodes)
+                or not shape.worth_deeper(drafted, frontier, forwards)):
             break
         n_fed = frontier[-1]
         logits = forward_tree_nodes(draft, cache, drafted.as_tree(), range(frontier[0], n_fed + 1),
                                     range(1, n_fed + 1), root_position)  # [F, vocab]
         forwards += 1
-    return finish_proposal(drafted, shape.n_nodes, n_fed, forwards, sampling)
+    return finish_proposal(drafted, shape.verified_nodes(drafted, forwards), n_fed, forwards, sampling)
 
 
 def finish_proposal(drafted: DraftedTree, n_nodes: int, n_fed: int, forwards: int,

@@ -12,7 +12,8 @@ speed-up next to the measured one for each fixed K.
 Methods: plain (target alone); k2 k3 k4 k6 k8 (chain, fixed K); adaptive (HeuristicK);
 confidence (K up to 8, drafting stops below draft probability 0.4); auto (CostAwareK: the K
 the formula picks from the pair's measured c, v_K and the running α); auto_conf (auto with the
-0.4 confidence stop); tree (tree_generate, 3 branches of depth 4); hf_assisted
+0.4 confidence stop); tree (tree_generate, 3 branches of depth 4); tree_auto (the dynamic tree of
+at most 8 nodes, 8 deep, that drafts and verifies only what the pair's measured costs say pays); hf_assisted
 (`target.generate(assistant_model=draft)`, its defaults); hf_lookup (prompt-lookup decoding, 10
 tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12, 16): kB (a
 chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
@@ -55,7 +56,8 @@ from . import bench_report
 FIXED_KS = (2, 3, 4, 6, 8)
 NODE_BUDGETS = (4, 8, 12, 16)
 ALL_METHODS = ("plain", *(f"k{k}" for k in FIXED_KS), "adaptive", "confidence", "auto", "auto_conf", "tree",
-               "hf_assisted", "hf_lookup", *(f"chains{b}" for b in NODE_BUDGETS), *(f"tree{b}" for b in NODE_BUDGETS))
+               "tree_auto", "hf_assisted", "hf_lookup", *(f"chains{b}" for b in NODE_BUDGETS),
+               *(f"tree{b}" for b in NODE_BUDGETS))
 FULL = dict(prompts="all", repeats=3, max_new_tokens=64, methods=",".join(ALL_METHODS))
 QUICK = dict(prompts="fibonacci,lighthouse", repeats=1, max_new_tokens=48, methods="plain,k4,k6,adaptive,hf_assisted")
 CONFIDENCE = 0.4  # the same threshold as Hugging Face's assistant_confidence_threshold default
@@ -179,6 +181,7 @@ def tree(**options) -> Method:
 def method_table(pair: ModelPair) -> dict[str, Method]:
     """Every method by its base name (without @DTYPE), bound to what it needs of `pair`."""
     table = {"plain": plain, "adaptive": ours(k=HeuristicK()), "tree": tree(n_branches=3, depth=4),
+             "tree_auto": tree(shape="auto", n_nodes=8, depth=8),
              "confidence": ours(k=8, min_confidence=CONFIDENCE),
              "auto": ours(k="auto"), "auto_conf": ours(k="auto", min_confidence=CONFIDENCE),
              "hf_assisted": hugging_face(assistant_model=pair.draft),
@@ -301,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
         encoded = {p["name"]: encode_prompt(pair, p["text"]) for p in prompts}
         context = int(statistics.median(ids.shape[1] for ids in encoded.values())) + settings["max_new_tokens"] // 2
         ks = [k for k in FIXED_KS if f"k{k}" in methods] or list(FIXED_KS)
-        report = bench_report.theory(pair, runs, encoded, summary, ks, context)
+        report = bench_report.theory(pair, runs, encoded, summary, ks, context, settings["max_new_tokens"])
         bench_report.print_theory(report)
     config = dict(settings, draft=args.draft or "offline 0.5B", target=args.target or "offline 1.5B",
                   dtype=str(pair.dtype).removeprefix("torch."), device=str(pair.device),

@@ -9,9 +9,13 @@ draft's 1st, 2nd, 3rd ... guess at their node; the table shows 1st/2nd/3rd-or-la
 Theory per fixed K: α (greedy: the share of the plain continuation's positions where the
 draft's argmax equals the target's), c and the measured cost v_K of a (K+1)-token target
 forward give the paper's prediction (1 − α^(K+1)) / ((1 − α)(Kc + 1)) and the refined one with
-v_K in place of the 1; the run's prediction adds what a run of this length also pays, the prompt fed
-to the target (both methods) and to the draft (speculative only), measured at the category's mean
-prompt length (`theory.predicted_run_speedup`). Measured / predicted is taken against that one.
+v_K in place of the 1. The run's prediction (`run_theory.py`) is made prompt by prompt, each with its own
+α, and summed over the category as the measured times are: it adds what a run of this length also
+pays, the prompt fed to the target (both methods) and to the draft (speculative only), measured at
+that prompt's length, and the clipped steps at the end of the run. Measured / predicted is taken
+against that one. The replay goes one step further: it takes the steps greedy decoding really takes
+on each plain continuation (where the draft agrees with the target, position by position), so the
+tokens per step are exact and only c and v_K are predicted.
 
 What it does not do: run anything but the measurements of c, v_K and α (see `bench.py`).
 """
@@ -24,8 +28,9 @@ from typing import Sequence
 
 import torch
 
+from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, replayed_run_cost
 from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c, measure_prefill,
-                                measure_verify_cost, predicted_run_speedup, predicted_speedup)
+                                measure_verify_cost, predicted_speedup)
 from ..models.pair import ModelPair
 from .plots import COLORS, use_style
 
@@ -90,55 +95,66 @@ def finish_row(row: dict, plain_row: dict | None) -> dict:
 
 
 @torch.inference_mode()
-def greedy_alpha_by_category(pair: ModelPair, runs, encoded: dict[str, torch.Tensor]) -> dict[str, float]:
-    """α per category (and 'all') on the plain continuations: mean Σ min(p, q) over their positions."""
-    per_category = defaultdict(list)
-    for (method, prompt), cell in by_prompt(runs).items():
-        if method == "plain" and cell["token_ids"]:
-            scores = continuation_acceptance(pair, encoded[prompt], cell["token_ids"]).tolist()
-            per_category[cell["category"]] += scores
-            per_category["all"] += scores
-    return {category: statistics.fmean(scores) for category, scores in per_category.items()}
+def plain_agreement(pair: ModelPair, runs, encoded: dict[str, torch.Tensor]) -> dict[str, tuple[str, list[bool]]]:
+    """prompt -> (category, agreement): at each position of the plain continuation, whether the draft's argmax
+    equals the target's token (greedy: Σ min(p, q) is 1 there and 0 elsewhere)."""
+    return {prompt: (cell["category"],
+                     (continuation_acceptance(pair, encoded[prompt], cell["token_ids"]) > 0.5).tolist())
+            for (method, prompt), cell in by_prompt(runs).items() if method == "plain" and cell["token_ids"]}
 
 
-def run_shape(runs, encoded: dict[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
-    """(mean prompt length, mean new tokens) of plain runs per category (and 'all')."""
-    lengths, tokens = defaultdict(list), defaultdict(list)
-    for (method, prompt), cell in by_prompt(runs).items():
-        if method == "plain":
-            for category in (cell["category"], "all"):
-                lengths[category].append(encoded[prompt].shape[1])
-                tokens[category].append(len(cell["token_ids"]))
-    return {category: (round(statistics.fmean(lengths[category])), round(statistics.fmean(tokens[category])))
-            for category in lengths}
+def predict_category(prompts: list[str], agreements: dict, prefills: dict, k: int, c: float,
+                     verify_costs: list[float], max_new_tokens: int) -> dict:
+    """The run-level predictions for K summed over `prompts` (each with its own α, length and prefills)."""
+    plain = one_alpha = replay = steps = tokens = 0.0
+    for prompt in prompts:
+        agreement = agreements[prompt][1]
+        prefill_target, prefill_draft = prefills[prompt]
+        plain += prefill_target + len(agreement)
+        one_alpha += prefill_target + prefill_draft + expected_run_cost(
+            statistics.fmean(agreement), k, c, verify_costs, len(agreement))
+        replay += prefill_target + prefill_draft + replayed_run_cost(agreement, k, c, verify_costs, max_new_tokens)
+        steps += len(replayed_draft_lengths(agreement, k, max_new_tokens))
+        tokens += len(agreement)
+    return dict(predicted_run=plain / one_alpha, predicted_replay=plain / replay,
+                replayed_tokens_per_step=tokens / steps, new_tokens=tokens / len(prompts),
+                prefill_target=statistics.fmean(prefills[p][0] for p in prompts),
+                prefill_draft=statistics.fmean(prefills[p][1] for p in prompts))
 
 
 def theory(pair: ModelPair, runs, encoded: dict[str, torch.Tensor], summary: list[dict],
-           ks: Sequence[int], context_length: int) -> dict:
+           ks: Sequence[int], context_length: int, max_new_tokens: int) -> dict:
     """c, v_K, the prefills and α measured; predicted next to measured speed-up for each fixed K and category."""
     c = measure_c(pair, context_lengths=(context_length,), repeats=7)
-    verify_costs = measure_verify_cost(pair.target, ks, context_length=context_length, repeats=3)
-    alphas = greedy_alpha_by_category(pair, runs, encoded)
-    shapes = run_shape(runs, encoded)
-    prefills = {length: measure_prefill(pair, length) for length in {length for length, _ in shapes.values()}}
+    verify_costs = measure_verify_cost(pair.target, range(1, max(ks) + 1), context_length=context_length, repeats=3)
+    v = list(verify_costs.values())  # v[j - 1] = v_j
+    agreements = plain_agreement(pair, runs, encoded)
+    lengths = {prompt: encoded[prompt].shape[1] for prompt in agreements}
+    prefill_by_length = {n: measure_prefill(pair, n) for n in set(lengths.values())}
+    prefills = {prompt: prefill_by_length[n] for prompt, n in lengths.items()}
+    categories = defaultdict(list)
+    for prompt, (category, _) in agreements.items():
+        categories[category].append(prompt)
+        categories["all"].append(prompt)
+    alphas = {category: statistics.fmean(a for p in prompts for a in agreements[p][1])
+              for category, prompts in categories.items()}
     measured = {(r["method"], r["category"]): r for r in summary}
     rows = []
-    for category, a in alphas.items():
-        prompt_length, new_tokens = shapes[category]
-        prefill_target, prefill_draft = prefills[prompt_length]
+    for category, prompts in categories.items():
+        a = alphas[category]
         for k in ks:
             row = measured.get((f"k{k}", category))
-            run = predicted_run_speedup(a, k, c, verify_costs[k], max(new_tokens, 1), prefill_target, prefill_draft)
-            rows.append(dict(category=category, k=k, alpha=a, c=c, verify_cost=verify_costs[k],
+            predicted = predict_category(prompts, agreements, prefills, k, c, v, max_new_tokens)
+            speedup = row["speedup"] if row else None
+            rows.append(dict(category=category, k=k, alpha=a, c=c, verify_cost=v[k - 1],
                              predicted_tokens_per_step=expected_tokens_per_forward(a, k),
                              predicted_paper=predicted_speedup(a, k, c),
-                             predicted_with_verify_cost=predicted_speedup(a, k, c, verify_costs[k]),
-                             prompt_length=prompt_length, new_tokens=new_tokens, prefill_target=prefill_target,
-                             prefill_draft=prefill_draft, predicted_run=run,
-                             measured=row["speedup"] if row else None,
-                             measured_over_predicted=row["speedup"] / run if row and row["speedup"] else None))
+                             predicted_with_verify_cost=predicted_speedup(a, k, c, v[k - 1]), **predicted,
+                             measured=speedup,
+                             measured_over_predicted=speedup / predicted["predicted_run"] if speedup else None,
+                             measured_over_replay=speedup / predicted["predicted_replay"] if speedup else None))
     return dict(c=c, ceiling_1_over_c=1 / c, verify_costs=verify_costs, context_length=context_length,
-                alpha=alphas, rows=rows)
+                prefills=prefill_by_length, alpha=alphas, rows=rows)
 
 
 def fmt(value, spec: str = ".2f") -> str:
@@ -159,15 +175,16 @@ def print_theory(report: dict) -> None:
     print(f"\nc = {report['c']:.3f} (ceiling 1/c = {report['ceiling_1_over_c']:.2f}x), verification cost "
           + ", ".join(f"v{k}={v:.2f}" for k, v in report["verify_costs"].items())
           + f" (x a 1-token target forward, context {report['context_length']})")
-    print("prefill (x a 1-token target forward): "
-          + ", ".join(sorted({f"{r['prompt_length']} tokens: target {r['prefill_target']:.1f}, draft "
-                              f"{r['prefill_draft']:.1f}" for r in report["rows"]})))
-    print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'paper':>7}{'with v_K':>9}{'run':>6}"
-          f"{'measured':>9}{'measured/run':>13}")
+    print("prefill (x a 1-token target forward): " + ", ".join(
+        f"{n} tokens: target {t:.1f}, draft {d:.1f}" for n, (t, d) in sorted(report["prefills"].items())))
+    print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'replayed':>9}{'paper':>7}{'with v_K':>9}"
+          f"{'run':>6}{'replay':>7}{'measured':>9}{'measured/run':>13}{'/replay':>8}")
     for row in report["rows"]:
         print(f"{row['category']:<9}{row['k']:>3}{row['alpha']:>7.3f}{row['predicted_tokens_per_step']:>12.2f}"
-              f"{row['predicted_paper']:>7.2f}{row['predicted_with_verify_cost']:>9.2f}{row['predicted_run']:>6.2f}"
-              f"{fmt(row['measured']):>9}{fmt(row['measured_over_predicted']):>13}")
+              f"{row['replayed_tokens_per_step']:>9.2f}{row['predicted_paper']:>7.2f}"
+              f"{row['predicted_with_verify_cost']:>9.2f}{row['predicted_run']:>6.2f}{row['predicted_replay']:>7.2f}"
+              f"{fmt(row['measured']):>9}{fmt(row['measured_over_predicted']):>13}"
+              f"{fmt(row['measured_over_replay']):>8}")
 
 
 def plot(summary: list[dict], report: dict | None, path) -> None:
@@ -197,7 +214,9 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
         right.plot(ks, [r["predicted_with_verify_cost"] for r in rows], "s-", color=COLORS["target"],
                    label="formula with measured v_K")
         right.plot(ks, [r["predicted_run"] for r in rows], "D-", color=COLORS["draft"],
-                   label=f"with v_K and the prefills ({rows[0]['new_tokens']} tokens)")
+                   label=f"with v_K, the prefills and the run's end ({rows[0]['new_tokens']:.0f} tokens)")
+        right.plot(ks, [r["predicted_replay"] for r in rows], "v:", color=COLORS["draft"],
+                   label="the same, acceptance replayed as it fell")
         right.plot(ks, [r["measured"] or 0 for r in rows], "^-", color=COLORS["accepted"], label="measured")
         right.set_xticks(ks)
         right.set_xlabel("K")
