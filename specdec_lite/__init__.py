@@ -11,8 +11,10 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     inputs.py, results.py  checked requests; results and their typed trace steps
     draft_length.py      FixedK, HeuristicK, CostAwareK (k="auto")              (notebook 05)
     theory.py            alpha, expected speed-up, best K, measure_c, calibrate (notebook 05)
+    run_theory.py        a whole run's cost: prefills, the run's end, greedy acceptance replayed (bench)
     token_tree.py, tree_draft.py, tree_verification.py, tree.py
-                         Medusa-lite: branches verified as one token tree, tree_generate (notebook 07)
+                         Medusa-lite: branches verified as one token tree, tree_generate;
+                         tree shapes Chains, Dynamic, CostAware (shape="auto")  (notebook 07)
   models/      where the models come from
     device.py            pick_device                                           (notebook 00)
     pair.py              load_pair, ModelPair                                  (notebook 00)

@@ -34,8 +34,9 @@ WARMUP_TOKENS = 2
 class ExplorerSettings:
     """What the panel's controls hold. "auto" (the default) is the chain with the cost-aware K
     (`k="auto"` of `speculative_generate`); `k` is the draft length of "chain" (the starting K for "adaptive");
-    the token tree (method "tree" only) has `tree_shape` "chains" (`n_branches` chains of `depth` tokens) or
-    "dynamic" (the `n_nodes` drafted nodes of highest draft path probability, at most `depth` deep), as in
+    the token tree (method "tree" only) has `tree_shape` "chains" (`n_branches` chains of `depth` tokens),
+    "dynamic" (the `n_nodes` drafted nodes of highest draft path probability, at most `depth` deep) or "auto"
+    (that tree, drafted and verified only as far as the pair's calibrated costs say it pays), as in
     `tree_generate`."""
 
     prompt: str
@@ -68,7 +69,7 @@ class ExplorerSettings:
 
 def active_controls(method: str, tree_shape: str = "chains") -> set[str]:
     """The controls that change a run of `method` (K is the starting K for "adaptive"); for the tree, the
-    shape's own size control: `n_branches` for "chains", `n_nodes` (the node budget) for "dynamic"."""
+    shape's own size control: `n_branches` for "chains", `n_nodes` (the node budget) for "dynamic" and "auto"."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if tree_shape not in SHAPES:
