@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, replayed_run_cost
+from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, step_cost
 from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c, measure_prefill,
                                 measure_verify_cost, predicted_speedup)
 from ..models.pair import ModelPair
@@ -113,8 +113,9 @@ def predict_category(prompts: list[str], agreements: dict, prefills: dict, k: in
         plain += prefill_target + len(agreement)
         one_alpha += prefill_target + prefill_draft + expected_run_cost(
             statistics.fmean(agreement), k, c, verify_costs, len(agreement))
-        replay += prefill_target + prefill_draft + replayed_run_cost(agreement, k, c, verify_costs, max_new_tokens)
-        steps += len(replayed_draft_lengths(agreement, k, max_new_tokens))
+        draft_lengths = replayed_draft_lengths(agreement, k, max_new_tokens)
+        replay += prefill_target + prefill_draft + sum(step_cost(k_step, c, verify_costs) for k_step in draft_lengths)
+        steps += len(draft_lengths)
         tokens += len(agreement)
     return dict(predicted_run=plain / one_alpha, predicted_replay=plain / replay,
                 replayed_tokens_per_step=tokens / steps, new_tokens=tokens / len(prompts),
