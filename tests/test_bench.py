@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from specdec_lite.algorithm.theory import predicted_speedup
 from specdec_lite.models.tiny_models import save_tiny_pair
 from specdec_lite.tools import bench
 from specdec_lite.tools.cli import main
@@ -61,6 +62,13 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     k2 = rows["k2", "all"]  # greedy fp32: the replay takes exactly the loop's steps (one target forward each)
     assert row["replayed_tokens_per_step"] == pytest.approx(k2["tokens"] / (k2["forwards"] - k2["prompts"]))
     assert "ceiling 1/c" in printed and "measured/run" in printed and "/replay" in printed
+    sizes = theory["weight_bytes"]
+    assert theory["c_floor"] == pytest.approx(sizes["draft"] / sizes["target"]) and sizes["draft"] < sizes["target"]
+    for name, c in (("measured_c", theory["c"]), ("c_floor", theory["c_floor"])):
+        best = theory["best_per_step"]["all"][name]
+        assert best["speedup"] == pytest.approx(predicted_speedup(theory["alpha"]["all"], best["k"], c,
+                                                                  theory["verify_costs"][str(best["k"])]))
+    assert "c's floor" in printed
 
 
 def namespace(**options):

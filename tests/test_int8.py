@@ -173,6 +173,25 @@ def test_weight_count_of_an_int8_model_equals_the_float_models_parameters(arch):
     assert weight_count(quantize_model(model)) == expected
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_weight_bytes_count_the_matrices_a_forward_reads(arch):
+    from specdec_lite.models.pair import weight_bytes
+    from specdec_lite.models.quantize import as_linear
+
+    model = tiny_pair(arch).target
+    params = dict(model.named_parameters())  # a tied head is listed once, as the embedding
+    lookups = [name for name in params if "wpe" in name or "norm" in name or ".ln_" in name or "ln_f" in name]
+    if not model.config.tie_word_embeddings:  # else the embedding's one copy is read as the head
+        lookups.append(next(name for name, p in params.items() if p is model.get_input_embeddings().weight))
+    read = model.num_parameters() - sum(params[name].numel() for name in lookups)
+    assert weight_bytes(model) == 4 * read  # fp32
+    assert weight_bytes(copy.deepcopy(model).to(torch.bfloat16)) == 2 * read
+    linears = [linear for m in model.modules() if (linear := as_linear(m)) is not None]
+    biases = sum(linear.bias.numel() for linear in linears if linear.bias is not None)
+    rows = sum(linear.out_features for linear in linears)  # one fp32 scale per output row
+    assert weight_bytes(quantize_model(model)) == (read - biases) + 4 * rows + 4 * biases
+
+
 def test_packing_keeps_one_copy_and_the_weight_reads_back_exactly():
     weight = torch.randn(48, 32)
     layer = Int8Linear(*quantize_weight(weight), bias=None)

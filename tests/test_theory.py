@@ -12,6 +12,7 @@ from specdec_lite.algorithm.theory import (
     best_k,
     step_summary,
     break_even_alpha,
+    c_floor,
     continuation_logits,
     expected_tokens_per_forward,
     forward_time,
@@ -25,7 +26,8 @@ from specdec_lite.algorithm.theory import (
     predicted_speedup,
 )
 from specdec_lite.algorithm.verification import acceptance_probability
-from specdec_lite.models.tiny_models import tiny_pair
+from specdec_lite.models.pair import ModelPair
+from specdec_lite.models.tiny_models import tiny_model, tiny_pair, tiny_tokenizer
 
 
 def test_alpha_of_explicit_distributions():
@@ -130,6 +132,17 @@ def test_forward_time_and_measurements_on_a_tiny_pair():
     assert sorted(costs) == [1, 4] and all(v > 0 for v in costs.values())
     with pytest.raises(ValueError, match="context_length"):
         forward_time(pair.target, 0)
+
+
+def test_c_floor_is_the_ratio_of_weight_bytes():
+    assert c_floor(tiny_pair("qwen2")) == 1.0  # draft and target of the same size
+    draft, target = tiny_model("qwen2", layers=1), tiny_model("qwen2", layers=3)
+    config = target.config
+    d, mlp = config.hidden_size, config.intermediate_size
+    kv = config.num_key_value_heads * d // config.num_attention_heads  # k and v widths
+    layer = 4 * (2 * d * d + 2 * d * kv + 3 * d * mlp + d + 2 * kv)  # fp32 bytes: q, o, k, v, gate/up/down, biases
+    head = 4 * d * config.vocab_size
+    assert c_floor(ModelPair(draft, target, tiny_tokenizer(), torch.float32, torch.device("cpu"))) == pytest.approx((layer + head) / (3 * layer + head))
 
 
 def test_forward_time_leaves_no_trace_in_the_model():

@@ -29,7 +29,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..models.offline_pair import cache_dir
-from ..models.pair import ModelPair
+from ..models.pair import ModelPair, weight_bytes
 from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
@@ -220,6 +220,13 @@ def measure_prefill(pair: ModelPair, prompt_length: int, repeats: int = 3) -> tu
     runs = [(pair.target, 1), (pair.target, prompt_length - 1), (pair.draft, prompt_length - 1)]
     rounds = timed_rounds(runs, [prompt_length, 1, 1], repeats)
     return tuple(statistics.median(seconds[i] / seconds[0] for seconds in rounds) for i in (1, 2))
+
+
+def c_floor(pair: ModelPair) -> float:
+    """weight_bytes(draft) / weight_bytes(target): c when both one-token forwards do nothing but read their
+    weights at the same memory bandwidth (memory-bound, no work around the matrix products). A measured c
+    above it is that work; no trimming of it takes c below this floor, only a draft with fewer bytes."""
+    return weight_bytes(pair.draft) / weight_bytes(pair.target)
 
 
 @dataclass(frozen=True)

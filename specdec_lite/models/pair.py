@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging
 from .device import pick_device
 from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
 from .precision import choose_dtype, int8_cache, load_int8_model
-from .quantize import Bf16Lookup, Int8Linear
+from .quantize import Bf16Lookup, Int8Linear, as_linear
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
           "float16": torch.float16, "fp16": torch.float16, "int8": torch.int8}  # int8: int8 weights (CPU)
@@ -169,6 +169,30 @@ def weight_count(model: PreTrainedModel) -> int:
                for module in model.modules() if isinstance(module, Int8Linear))
     int8 += sum(module.weight.numel() for module in model.modules() if isinstance(module, Bf16Lookup))
     return model.num_parameters() + int8  # equal to num_parameters() of the float model it was made from
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the weight matrices one forward reads, whatever the number of tokens: every linear layer's
+    weight and bias (int8 layers: the int8 matrix, its per-channel scales and the bias), the output head
+    included. The input embedding is left out: a forward looks up one row of it per token.
+
+    What it does not count: the KV cache, activations, norms' weights (a few KB) or any layer type
+    other than nn.Linear, GPT-2's Conv1D and `Int8Linear`.
+    """
+    total, seen = 0, set()
+    for module in model.modules():
+        if isinstance(module, Int8Linear):
+            tensors = [module.scale] + ([module.bias] if module.bias is not None else [])
+            total += module.out_features * module.in_features  # one byte per int8 weight
+        elif as_linear(module) is not None:
+            tensors = [module.weight] + ([module.bias] if module.bias is not None else [])
+        else:
+            continue
+        for tensor in tensors:
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:

@@ -15,7 +15,9 @@ pays, the prompt fed to the target (both methods) and to the draft (speculative 
 that prompt's length, and the clipped steps at the end of the run. Measured / predicted is taken
 against that one. The replay goes one step further: it takes the steps greedy decoding really takes
 on each plain continuation (where the draft agrees with the target, position by position), so the
-tokens per step are exact and only c and v_K are predicted.
+tokens per step are exact and only c and v_K are predicted. Next to the measured c stands its floor,
+the ratio of the weight bytes the two forwards read (`theory.c_floor`), with the best fixed K the per-step
+formula finds at each: how much of the gap to a faster run is the work around the matrix products.
 
 What it does not do: run anything but the measurements of c, v_K and α (see `bench.py`).
 """
@@ -29,8 +31,8 @@ from typing import Sequence
 import torch
 
 from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, step_cost
-from ..algorithm.theory import (continuation_acceptance, expected_tokens_per_forward, measure_c, measure_prefill,
-                                measure_verify_cost, predicted_speedup)
+from ..algorithm.theory import (best_k, c_floor, continuation_acceptance, expected_tokens_per_forward, measure_c,
+                                measure_prefill, measure_verify_cost, predicted_speedup, weight_bytes)
 from ..models.pair import ModelPair
 from .plots import COLORS, use_style
 
@@ -154,8 +156,18 @@ def theory(pair: ModelPair, runs, encoded: dict[str, torch.Tensor], summary: lis
                              measured=speedup,
                              measured_over_predicted=speedup / predicted["predicted_run"] if speedup else None,
                              measured_over_replay=speedup / predicted["predicted_replay"] if speedup else None))
+    floor = c_floor(pair)
     return dict(c=c, ceiling_1_over_c=1 / c, verify_costs=verify_costs, context_length=context_length,
-                prefills=prefill_by_length, alpha=alphas, rows=rows)
+                prefills=prefill_by_length, alpha=alphas, rows=rows, c_floor=floor,
+                weight_bytes=dict(draft=weight_bytes(pair.draft), target=weight_bytes(pair.target)),
+                best_per_step={category: dict(measured_c=best_step(a, c, v), c_floor=best_step(a, floor, v))
+                               for category, a in alphas.items()})
+
+
+def best_step(alpha_: float, c: float, verify_costs: list[float]) -> dict:
+    """The fixed K (1..len(verify_costs)) the per-step formula with measured v_K rates best, and its speed-up."""
+    k = best_k(alpha_, c, len(verify_costs), verify_costs)
+    return dict(k=k, speedup=predicted_speedup(alpha_, k, c, verify_costs[k - 1]))
 
 
 def fmt(value, spec: str = ".2f") -> str:
@@ -176,6 +188,12 @@ def print_theory(report: dict) -> None:
     print(f"\nc = {report['c']:.3f} (ceiling 1/c = {report['ceiling_1_over_c']:.2f}x), verification cost "
           + ", ".join(f"v{k}={v:.2f}" for k, v in report["verify_costs"].items())
           + f" (x a 1-token target forward, context {report['context_length']})")
+    megabytes = {model: n / 1e6 for model, n in report["weight_bytes"].items()}
+    print(f"c's floor: weights read per forward, draft {megabytes['draft']:.0f} MB / target {megabytes['target']:.0f} MB"
+          f" = {report['c_floor']:.3f} (c if both forwards did nothing but read their weights)")
+    print("best fixed K by the per-step formula with v_K, at the measured c / at c's floor: " + ", ".join(
+        f"{category} K={best['measured_c']['k']} {best['measured_c']['speedup']:.2f}x / "
+        f"K={best['c_floor']['k']} {best['c_floor']['speedup']:.2f}x" for category, best in report["best_per_step"].items()))
     print("prefill (x a 1-token target forward): " + ", ".join(
         f"{n} tokens: target {t:.1f}, draft {d:.1f}" for n, (t, d) in sorted(report["prefills"].items())))
     print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'replayed':>9}{'paper':>7}{'with v_K':>9}"
