@@ -32,8 +32,8 @@ import torch
 
 from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, step_cost
 from ..algorithm.theory import (best_k, c_floor, continuation_acceptance, expected_tokens_per_forward, measure_c,
-                                measure_prefill, measure_verify_cost, predicted_speedup, weight_bytes)
-from ..models.pair import ModelPair
+                                measure_prefill, measure_verify_cost, predicted_speedup)
+from ..models.pair import ModelPair, weight_bytes
 from .plots import COLORS, use_style
 
 
@@ -189,11 +189,12 @@ def print_theory(report: dict) -> None:
           + ", ".join(f"v{k}={v:.2f}" for k, v in report["verify_costs"].items())
           + f" (x a 1-token target forward, context {report['context_length']})")
     megabytes = {model: n / 1e6 for model, n in report["weight_bytes"].items()}
-    print(f"c's floor: weights read per forward, draft {megabytes['draft']:.0f} MB / target {megabytes['target']:.0f} MB"
-          f" = {report['c_floor']:.3f} (c if both forwards did nothing but read their weights)")
+    print(f"c's floor: weights read per forward, draft {megabytes['draft']:.0f} MB / target "
+          f"{megabytes['target']:.0f} MB = {report['c_floor']:.3f} (c if both forwards did nothing but read weights)")
+    bests = [(category, best["measured_c"], best["c_floor"]) for category, best in report["best_per_step"].items()]
     print("best fixed K by the per-step formula with v_K, at the measured c / at c's floor: " + ", ".join(
-        f"{category} K={best['measured_c']['k']} {best['measured_c']['speedup']:.2f}x / "
-        f"K={best['c_floor']['k']} {best['c_floor']['speedup']:.2f}x" for category, best in report["best_per_step"].items()))
+        f"{category} K={at_c['k']} {at_c['speedup']:.2f}x / K={at_floor['k']} {at_floor['speedup']:.2f}x"
+        for category, at_c, at_floor in bests))
     print("prefill (x a 1-token target forward): " + ", ".join(
         f"{n} tokens: target {t:.1f}, draft {d:.1f}" for n, (t, d) in sorted(report["prefills"].items())))
     print(f"{'category':<9}{'K':>3}{'alpha':>7}{'E[tok/step]':>12}{'replayed':>9}{'paper':>7}{'with v_K':>9}"
