@@ -179,19 +179,16 @@ def weight_bytes(model: torch.nn.Module) -> int:
     What it does not count: the KV cache, activations, norms' weights (a few KB) or any layer type
     other than nn.Linear, GPT-2's Conv1D and `Int8Linear`.
     """
-    total, seen = 0, set()
+    total = 0
     for module in model.modules():
-        if isinstance(module, Int8Linear):
-            tensors = [module.scale] + ([module.bias] if module.bias is not None else [])
-            total += module.out_features * module.in_features  # one byte per int8 weight
+        if isinstance(module, Int8Linear):  # one byte per int8 weight, then the float scales and bias
+            tensors = [module.scale, module.bias]
+            total += module.out_features * module.in_features
         elif as_linear(module) is not None:
-            tensors = [module.weight] + ([module.bias] if module.bias is not None else [])
+            tensors = [module.weight, module.bias]
         else:
             continue
-        for tensor in tensors:
-            if id(tensor) not in seen:
-                seen.add(id(tensor))
-                total += tensor.numel() * tensor.element_size()
+        total += sum(tensor.numel() * tensor.element_size() for tensor in tensors if tensor is not None)
     return total
 
 
