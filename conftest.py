@@ -18,7 +18,7 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("nbval"):
         return
     os.environ["SPECDEC_LITE_DEVICE"] = "cpu"  # nbval kernels inherit it: a GPU would change the numbers
-    if "fbgemm" in torch.backends.quantized.supported_engines:  # and dtype "auto" would follow the CPU's bf16 hardware
+    if "fbgemm" in torch.backends.quantized.supported_engines:  # the format the notebooks were committed in
         os.environ.setdefault("SPECDEC_LITE_DTYPE", "int8")
     option = config.option
     if not (option.nbval or option.nbval_lax):

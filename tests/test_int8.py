@@ -138,12 +138,18 @@ def test_int8_is_refused_off_the_cpu(tmp_path):
         load_pair(draft=draft, target=target, dtype="int8", device="cuda")
 
 
-@pytest.mark.parametrize("flags, expected", [({"avx2"}, "int8"), ({"avx2", "avx512_bf16"}, "bfloat16"),
-                                             ({"amx_bf16"}, "bfloat16")])
-def test_auto_dtype_on_a_cpu_follows_its_bf16_hardware(monkeypatch, flags, expected):
+@pytest.mark.parametrize("flags, fbgemm, expected, why", [
+    ({"avx2"}, True, "int8", "no bf16 matrix instructions"),
+    ({"avx2", "avx512_bf16"}, True, "int8", "even with bf16 matrix instructions (avx512_bf16)"),
+    ({"amx_bf16"}, True, "int8", "half of bf16's bytes"),
+    ({"amx_bf16"}, False, "bfloat16", "no FBGEMM"),
+    ({"neon"}, False, "float32", "no FBGEMM"),
+])
+def test_auto_dtype_on_a_cpu_is_int8_wherever_fbgemm_runs(monkeypatch, flags, fbgemm, expected, why):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision, "has_fbgemm", lambda: fbgemm)
     name, reason = precision.choose_dtype(torch.device("cpu"))
-    assert name == expected and reason
+    assert name == expected and why in reason
 
 
 def test_auto_dtype_on_gpus(monkeypatch):

@@ -1,4 +1,4 @@
-"""On the real offline pair in int8 (the default on a CPU without bf16 matrix hardware): speculative greedy,
+"""On the real offline pair in int8 (the default on an x86 CPU): speculative greedy,
 chain and tree, equals plain int8 greedy token for token, because the int8 rows never interact."""
 
 import pytest

@@ -10,13 +10,11 @@ from specdec_lite.algorithm.chain import speculative_generate
 from specdec_lite.algorithm.results import PlainStep, StepTrace
 from specdec_lite.algorithm.run_theory import (
     expected_run_cost,
-    predicted_run_speedup,
     replayed_draft_lengths,
-    replayed_run_cost,
-    run_speedup,
     step_cost,
+    steps_cost,
 )
-from specdec_lite.algorithm.theory import continuation_acceptance, expected_tokens_per_forward, predicted_speedup
+from specdec_lite.algorithm.theory import continuation_acceptance, expected_tokens_per_forward
 from specdec_lite.models.tiny_models import tiny_pair
 
 V = [1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]  # v_1..v_8
@@ -44,19 +42,9 @@ def test_expected_run_cost_tends_to_the_per_step_formula(a, k):
 @pytest.mark.parametrize("a, k, n", [(0.7, 3, 10), (0.9, 8, 9), (0.3, 2, 7)])
 def test_expected_run_cost_is_the_replay_averaged_over_every_agreement_sequence(a, k, n):
     c = 0.4
-    exact = sum(a ** sum(seq) * (1 - a) ** (n - sum(seq)) * replayed_run_cost(seq, k, c, V, n)
+    exact = sum(a ** sum(seq) * (1 - a) ** (n - sum(seq)) * steps_cost(replayed_draft_lengths(seq, k, n), c, V)
                 for seq in itertools.product([False, True], repeat=n))  # positions agree independently, chance α
     assert expected_run_cost(a, k, c, V, n) == pytest.approx(exact)
-
-
-def test_predicted_run_speedup_counts_the_prefills_once():
-    a, k, c = 0.8, 4, 0.4
-    long_run = predicted_run_speedup(a, k, c, V, 10**4, 10.0, 4.0)
-    assert long_run == pytest.approx(predicted_speedup(a, k, c, V[k - 1]), rel=2e-3)  # the prefills fade
-    assert predicted_run_speedup(a, k, c, V, 64, 10.0, 4.0) < predicted_run_speedup(a, k, c, V, 64, 10.0, 0.0)
-    cost = expected_run_cost(a, k, c, V, 64)
-    assert predicted_run_speedup(a, k, c, V, 64, 10.0, 4.0) == pytest.approx((10 + 64) / (14 + cost))
-    assert run_speedup(64, cost, 0.0, 0.0) == pytest.approx(64 / cost)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -65,8 +53,8 @@ def test_predicted_run_speedup_counts_the_prefills_once():
     (lambda: expected_run_cost(0.5, 4, -0.1, V, 8), "c must"),
     (lambda: expected_run_cost(0.5, 4, 0.3, V[:3], 8), "verify_costs"),
     (lambda: expected_run_cost(0.5, 2, 0.3, [1.0, 0.0], 8), "verify_costs"),
-    (lambda: run_speedup(0, 10.0, 1.0, 1.0), "new_tokens"),
-    (lambda: run_speedup(8, 10.0, -1.0, 1.0), "prefills"),
+    (lambda: steps_cost([3, 5], 0.3, V[:4]), "verify_costs"),
+    (lambda: steps_cost([1], -0.1, V), "c must"),
     (lambda: replayed_draft_lengths([True] * 9, 4, 8), "max_new_tokens"),
 ])
 def test_bad_input_is_refused(call, match):
@@ -78,7 +66,8 @@ def test_replay_by_hand():
     agree = [True, True, False, True, True, True, True, False, True]
     # K = 3: 0-1 accepted, 2 the target's own; 3-5 accepted + bonus (6); 2 left: 1 draft (7) rejected; 1 left: plain
     assert replayed_draft_lengths(agree, 3, 9) == [3, 3, 1, 0]
-    assert replayed_run_cost(agree, 3, 0.5, V, 9) == pytest.approx(2 * (1.5 + V[2]) + (0.5 + V[0]) + 1.0)
+    assert steps_cost(replayed_draft_lengths(agree, 3, 9), 0.5, V) == pytest.approx(2 * (1.5 + V[2]) + (0.5 + V[0]) + 1.0)
+    assert steps_cost([], 0.5, V) == 0.0  # no steps, no cost
     assert replayed_draft_lengths([True] * 8, 8, 8) == [7]  # 7 drafts accepted + the bonus token
     assert replayed_draft_lengths([False] * 4, 2, 4) == [2, 2, 1, 0]  # one token a step; the end clips K
     assert replayed_draft_lengths([True, True], 4, 64) == [4]  # an EOS ended the continuation early

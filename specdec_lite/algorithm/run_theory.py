@@ -11,7 +11,9 @@ token is accepted with the same chance α, independently of the others. A benchm
 `expected_run_cost` keeps the one α but counts the end of the run exactly (a recursion over the tokens
 left). `replayed_draft_lengths` drops the independence too: a greedy step accepts drafted tokens for as
 long as the draft's argmax equals the target's, so replaying where they agree on the plain continuation
-gives the exact steps greedy chain decoding takes, and only the costs c and v_K remain to predict.
+gives the exact steps greedy chain decoding takes, and only the costs c and v_K remain to predict
+(`steps_cost`). A run's speed-up is then (prefill_target + n) / (prefill_target + prefill_draft + the
+steps' cost) for n new tokens: the bench (`bench_report.predict_category`) sums both over its prompts.
 
 Indexing: `verify_costs[j - 1]` is v_j, the cost of a (j+1)-token target forward (the paper counts K
 from 1, Python lists from 0).
@@ -76,27 +78,9 @@ def replayed_draft_lengths(agreement: Sequence[bool], k: int, max_new_tokens: in
     return lengths
 
 
-def replayed_run_cost(agreement: Sequence[bool], k: int, c: float, verify_costs: Sequence[float],
-                      max_new_tokens: int) -> float:
-    """The cost of the steps `replayed_draft_lengths` finds, in 1-token target forwards (prefills excluded)."""
-    check_costs(k, c, verify_costs)
-    return sum(step_cost(k_step, c, verify_costs) for k_step in replayed_draft_lengths(agreement, k, max_new_tokens))
-
-
-def run_speedup(new_tokens: int, speculative_cost: float, prefill_target: float, prefill_draft: float) -> float:
-    """Plain over speculative time of a whole run: (prefill_target + n) / (both prefills + the steps' cost)."""
-    if new_tokens < 1 or prefill_target < 0 or prefill_draft < 0:
-        raise ValueError(f"new_tokens must be >= 1 and the prefills >= 0, got {new_tokens}, {prefill_target}, "
-                         f"{prefill_draft}")
-    return (prefill_target + new_tokens) / (prefill_target + prefill_draft + speculative_cost)
-
-
-def predicted_run_speedup(alpha_: float, k: int, c: float, verify_costs: Sequence[float], new_tokens: int,
-                          prefill_target: float, prefill_draft: float) -> float:
-    """The speed-up of a whole run of `new_tokens` tokens, prompt included, with one α (`expected_run_cost`).
-
-    The prefills are paid once and the clipped last steps are few, so for a long run it tends to
-    `theory.predicted_speedup`; for 64 tokens after a 50-token prompt they weigh 10-20 %.
-    """
-    cost = expected_run_cost(alpha_, k, c, verify_costs, max(new_tokens, 1))
-    return run_speedup(new_tokens, cost, prefill_target, prefill_draft)
+def steps_cost(draft_lengths: Sequence[int], c: float, verify_costs: Sequence[float]) -> float:
+    """The cost of a run's steps, each given by its draft length (0: a plain step), in 1-token target forwards;
+    e.g. the steps `replayed_draft_lengths` finds (prefills excluded)."""
+    if draft_lengths:
+        check_costs(max(max(draft_lengths), 1), c, verify_costs)
+    return sum(step_cost(k_step, c, verify_costs) for k_step in draft_lengths)

@@ -3,9 +3,8 @@
 `load_pair()` with no arguments loads the offline Qwen2.5-Coder pair (see `offline_pair.py`);
 with hub ids or local folders it goes through the same `from_pretrained` path.
 
-`dtype="auto"` (the default) picks the fastest format for the device (`precision.py`): on a CPU
-without bf16 matrix instructions that is int8 (`quantize.py`); "float32" is the format of the
-exactness proofs.
+`dtype="auto"` (the default) picks the fastest format for the device (`precision.py`): on an x86
+CPU that is int8 (`quantize.py`); "float32" is the format of the exactness proofs.
 
 Draft and target must have the same tokenizer vocabulary (token -> id); their embeddings may be
 padded to different row counts (Qwen2.5 0.5B: 151,936 rows, 7B: 152,064). Such a pair works on

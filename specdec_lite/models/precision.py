@@ -3,11 +3,14 @@
 `dtype="auto"` picks, per device:
   - CUDA: bfloat16 where the GPU supports it, else float16;
   - MPS (Apple GPU): float16;
-  - CPU: bfloat16 if the CPU has bf16 matrix instructions (AVX512_BF16 or AMX on x86), else int8
-    (int8 weights, per-row int8 activations: `quantize.py`) when PyTorch has FBGEMM, else float32.
+  - CPU: int8 (int8 weights, per-row int8 activations: `quantize.py`) wherever PyTorch has FBGEMM
+    (every x86 CPU); else bfloat16 if the CPU has bf16 matrix instructions, else float32.
     Without bf16 hardware a bf16 forward over K+1 tokens costs about K+1 one-token forwards, so
-    verification is not cheap and speculative decoding cannot pay; the int8 kernels are fast on
-    every x86 CPU.
+    verification is not cheap and speculative decoding cannot pay. With it (AVX512_BF16) a bf16
+    verification is nearly free, but a one-token forward still reads every weight, and bf16 weights
+    are twice int8's bytes: on an AMD EPYC with AVX512_BF16 the target's one-token forward took 215 ms
+    in bf16 against 57-77 ms in int8, and int8 plain decoding was 3.3x bf16 plain, faster than any bf16
+    speculative method (README, "A second CPU"). Not measured: CPUs with AMX.
 float32 stays the format for exactness proofs.
 
 An int8 model is built from the bf16/fp32 checkpoint; its int8 weights are cached in
@@ -63,6 +66,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def has_fbgemm() -> bool:
+    """Whether this PyTorch has FBGEMM, the x86 int8 kernels `quantize.py` runs on."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
 def choose_dtype(device: torch.device) -> tuple[str, str]:
     """The dtype `"auto"` means on `device`, and why, as (name, reason)."""
     if device.type == "cuda":
@@ -72,11 +80,14 @@ def choose_dtype(device: torch.device) -> tuple[str, str]:
     if device.type == "mps":
         return "float16", "an Apple GPU (MPS)"
     fast = sorted(set(FAST_BF16_FLAGS) & cpu_flags())
-    if fast:
-        return "bfloat16", f"this CPU has bf16 matrix instructions ({', '.join(fast)})"
-    if "fbgemm" in torch.backends.quantized.supported_engines:
+    if has_fbgemm():
+        if fast:
+            return "int8", (f"int8 weights are half of bf16's bytes, and a one-token forward reads them all: even with "
+                            f"bf16 matrix instructions ({', '.join(fast)}) int8 decodes faster (README)")
         return "int8", ("this CPU has no bf16 matrix instructions (AVX512_BF16/AMX), so a bf16 forward over K+1 "
                         "tokens costs ~K+1 one-token forwards; int8 (FBGEMM) keeps verification cheap")
+    if fast:
+        return "bfloat16", f"no FBGEMM int8 kernels in this PyTorch; bf16 matrix instructions ({', '.join(fast)})"
     return "float32", "this CPU has no bf16 matrix instructions and PyTorch has no FBGEMM int8 kernels"
 
 

@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft", default=None, help="draft model folder or hub id (default: the offline pair)")
     parser.add_argument("--target", default=None, help="target model folder or hub id (default: the offline pair)")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="model dtype (auto: the device's fastest format, int8 on most CPUs)")
+                        help="model dtype (auto: the device's fastest format, int8 on an x86 CPU)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--prompts", default=None, help="'all', comma-separated categories (code, prose, qa) or "
                         f"prompt names, or a JSON file like prompts.json (default: {FULL['prompts']})")

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import torch
 
-from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, step_cost
+from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, steps_cost
 from ..algorithm.theory import (best_k, c_floor, continuation_acceptance, expected_tokens_per_forward, measure_c,
                                 measure_prefill, measure_verify_cost, predicted_speedup)
 from ..models.pair import ModelPair, weight_bytes
@@ -116,7 +116,7 @@ def predict_category(prompts: list[str], agreements: dict, prefills: dict, k: in
         one_alpha += prefill_target + prefill_draft + expected_run_cost(
             statistics.fmean(agreement), k, c, verify_costs, len(agreement))
         draft_lengths = replayed_draft_lengths(agreement, k, max_new_tokens)
-        replay += prefill_target + prefill_draft + sum(step_cost(k_step, c, verify_costs) for k_step in draft_lengths)
+        replay += prefill_target + prefill_draft + steps_cost(draft_lengths, c, verify_costs)
         steps += len(draft_lengths)
         tokens += len(agreement)
     return dict(predicted_run=plain / one_alpha, predicted_replay=plain / replay,

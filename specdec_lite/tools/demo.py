@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (sampling only)")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                        help="auto = the device's fastest format (int8 on a CPU without bf16 matrix instructions); "
+                        help="auto = the device's fastest format (int8 on an x86 CPU); "
                              "float32 and int8 make speculative greedy output identical to plain greedy")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or mps (default: $SPECDEC_LITE_DEVICE, else the best available)")
