@@ -8,7 +8,7 @@ FBGEMM exists) to int8 for `dtype="auto"`, with the sanitizer in notebooks/sanit
 import os
 from pathlib import Path
 
-import torch
+from specdec_lite.models.quantize import has_fbgemm
 
 ROOT = Path(__file__).parent
 
@@ -18,7 +18,7 @@ def pytest_configure(config):
     if not config.pluginmanager.hasplugin("nbval"):
         return
     os.environ["SPECDEC_LITE_DEVICE"] = "cpu"  # nbval kernels inherit it: a GPU would change the numbers
-    if "fbgemm" in torch.backends.quantized.supported_engines:  # the format the notebooks were committed in
+    if has_fbgemm():  # the format the notebooks were committed in
         os.environ.setdefault("SPECDEC_LITE_DTYPE", "int8")
     option = config.option
     if not (option.nbval or option.nbval_lax):

@@ -66,7 +66,8 @@ def test_replay_by_hand():
     agree = [True, True, False, True, True, True, True, False, True]
     # K = 3: 0-1 accepted, 2 the target's own; 3-5 accepted + bonus (6); 2 left: 1 draft (7) rejected; 1 left: plain
     assert replayed_draft_lengths(agree, 3, 9) == [3, 3, 1, 0]
-    assert steps_cost(replayed_draft_lengths(agree, 3, 9), 0.5, V) == pytest.approx(2 * (1.5 + V[2]) + (0.5 + V[0]) + 1.0)
+    assert steps_cost(replayed_draft_lengths(agree, 3, 9), 0.5, V) == pytest.approx(
+        2 * (1.5 + V[2]) + (0.5 + V[0]) + 1.0)
     assert steps_cost([], 0.5, V) == 0.0  # no steps, no cost
     assert replayed_draft_lengths([True] * 8, 8, 8) == [7]  # 7 drafts accepted + the bonus token
     assert replayed_draft_lengths([False] * 4, 2, 4) == [2, 2, 1, 0]  # one token a step; the end clips K

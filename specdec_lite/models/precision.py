@@ -38,7 +38,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from . import int8_layer, row_attention
 from .offline_pair import cache_dir
-from .quantize import Int8Linear, quantize_model
+from .quantize import Int8Linear, has_fbgemm, quantize_model
 
 FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -64,11 +64,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def has_fbgemm() -> bool:
-    """Whether this PyTorch has FBGEMM, the x86 int8 kernels `quantize.py` runs on."""
-    return "fbgemm" in torch.backends.quantized.supported_engines
 
 
 def choose_dtype(device: torch.device) -> tuple[str, str]:

@@ -39,6 +39,11 @@ ACTIVATION_LEVELS = 63  # |x_q| <= 63: 7-bit activations, as FBGEMM's dynamic pa
 ZERO_POINT = 64  # x_q + 64 in [1, 127]: the unsigned 7-bit code FBGEMM's kernel reads
 
 
+def has_fbgemm() -> bool:
+    """Whether this PyTorch has FBGEMM, the x86 int8 kernels this module runs on."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 per output channel: weight [out, in] -> (int8 [out, in], scale [out] float32)."""
     weight = weight.detach().float()
@@ -236,7 +241,7 @@ def quantize_model(model: nn.Module, saved: Int8Weights | None = None, fuse: boo
     converted, at most a few layers ahead, so only a few layers' float and plain int8 weights are alive at once. With
     `pack=False` the int8 weights stay plain (to be saved; each layer packs itself on first use).
     """
-    torch.backends.quantized.engine = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "x86"
+    torch.backends.quantized.engine = "fbgemm" if has_fbgemm() else "x86"
     # only the parents: a list holding the linears themselves would keep every float weight alive until the end
     parents = [(prefix, module) for prefix, module in model.named_modules() if next(module.children(), None)]
     with LayerPacker(torch.get_num_threads()) as packer:
