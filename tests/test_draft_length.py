@@ -1,5 +1,7 @@
 """Adaptive draft length (HeuristicK) and the draft-confidence stop keep greedy output exact (fp32, tiny pairs)."""
 
+import json
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from specdec_lite.algorithm.draft import DraftStop, confidence, propose
 from specdec_lite.algorithm.draft_length import FixedK, HeuristicK, draft_length_policy
 from specdec_lite.algorithm.kv_cache import cache_length, new_cache
 from specdec_lite.algorithm.results import StepTrace
+from specdec_lite.algorithm.theory import calibration_path as REAL_CALIBRATION_PATH  # imported before conftest's patch
 from specdec_lite.models.tiny_models import tiny_pair
 
 PROMPTS = ["a", "hello", "the cat sat", "zzz", "why not?", "abc abc abc", "on the mat.", "q", "it is, it was",
@@ -167,11 +170,17 @@ def test_k_auto_calibrates_the_pair_and_stays_exact(monkeypatch, tmp_path):
         speculative_generate(pair, [1, 2, 3], 20, k="fast")
 
 
-def test_calibration_is_cached_per_named_pair(monkeypatch, tmp_path):
+def test_calibration_path_is_in_the_cache_folder(monkeypatch, tmp_path):
+    from specdec_lite.algorithm.theory import CALIBRATION_FILE, cache_dir
+
+    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path))
+    assert REAL_CALIBRATION_PATH() == cache_dir() / CALIBRATION_FILE == tmp_path / "calibration.json"
+
+
+def test_calibration_is_cached_per_named_pair(monkeypatch, calibration_file):
     from specdec_lite.algorithm import theory
     from specdec_lite.models.tiny_models import tiny_pair
 
-    monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path))
     calls = []
     monkeypatch.setattr(theory, "measure_c", lambda *a: calls.append(1) or 0.5)
     monkeypatch.setattr(theory, "measure_verify_cost", lambda m, ks, *a: {k: 2.0 for k in ks})
@@ -183,3 +192,22 @@ def test_calibration_is_cached_per_named_pair(monkeypatch, tmp_path):
     assert len(calls) == 2
     assert theory.calibrate(pair, k_max=2) == theory.Costs(0.5, (2.0, 2.0)) and len(calls) == 2  # a prefix of the cache
     assert len(theory.calibrate(pair, k_max=5).verify_costs) == 5 and len(calls) == 3  # beyond it: measured again
+    saved = json.loads(calibration_file.read_text())[theory.calibration_key(pair)]
+    assert saved == {"c": 0.5, "verify_costs": [2.0] * 5}
+    assert not list(calibration_file.parent.glob("*.partial"))  # written whole, then moved into place
+
+
+def test_an_unreadable_calibration_file_is_measured_again_and_replaced(monkeypatch, tmp_path):
+    from specdec_lite.algorithm import theory
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    path = tmp_path / "calibration.json"
+    path.write_text('{"half a fi')  # as an interrupted write of the old code could leave it
+    monkeypatch.setattr(theory, "calibration_path", lambda: path)
+    monkeypatch.setattr(theory, "measure_c", lambda *a: 0.5)
+    monkeypatch.setattr(theory, "measure_verify_cost", lambda m, ks, *a: {k: 2.0 for k in ks})
+    pair = tiny_pair("qwen2")
+    pair.draft.config.name_or_path, pair.target.config.name_or_path = "tiny-draft", "tiny-target"
+    with pytest.warns(UserWarning, match="not valid JSON"):
+        assert theory.calibrate(pair, k_max=2) == theory.Costs(0.5, (2.0, 2.0))
+    assert list(json.loads(path.read_text())) == [theory.calibration_key(pair)]

@@ -20,9 +20,12 @@ or the per-step Python overhead of the loop itself.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -251,16 +254,34 @@ def calibration_key(pair: ModelPair) -> str | None:
                      torch.__version__, f"costs v{COSTS_VERSION}"])
 
 
+def calibration_path() -> Path:
+    """The file `calibrate` keeps its measurements in: `cache_dir()/calibration.json`."""
+    return cache_dir() / CALIBRATION_FILE
+
+
+def read_calibrations(path: Path) -> dict:
+    """The calibrations saved in `path` ({} if there is none, or if it cannot be read: then with a warning)."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        warnings.warn(f"{path} is not valid JSON (a write was interrupted?): measuring again, and replacing it")
+        return {}
+
+
 def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeats: int = 3,
               refresh: bool = False) -> Costs:
     """Measure c and v_1..v_{k_max} for `pair` (a few seconds), cached on disk per machine and dtype.
 
-    The cache is `cache_dir()/calibration.json`; `refresh=True` measures again, and so does a k_max
-    beyond the cached costs. Models without a name (built in memory) are measured every time.
+    The cache is `calibration_path()`; `refresh=True` measures again, and so does a k_max beyond the
+    cached costs. Models without a name (built in memory) are measured every time. The measurement is
+    short: one taken while other work loads the machine is cached all the same (refresh=True on an
+    idle machine replaces it).
     """
     key = calibration_key(pair)
-    path = cache_dir() / CALIBRATION_FILE
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    path = calibration_path()
+    known = read_calibrations(path)
     if key in known and not refresh and len(known[key]["verify_costs"]) >= k_max:
         return Costs(known[key]["c"], tuple(known[key]["verify_costs"][:k_max]))
     window = min(context_window(pair.draft), context_window(pair.target))
@@ -270,7 +291,9 @@ def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeat
     if key is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         known[key] = asdict(costs)
-        path.write_text(json.dumps(known, indent=1))
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps(known, indent=1))
+        partial.replace(path)  # atomic: an interrupted write never leaves half a file behind
     return costs
 
 
