@@ -51,6 +51,14 @@ def test_bench_on_a_tiny_pair_writes_table_json_and_png(tmp_path, capsys, one_th
     assert rows["k2", "all"]["accepted_by_rank"] is None and rows["plain", "all"]["accepted_by_rank"] is None
     assert all(r["accepted_by_rank"] is None for r in report["runs"] if r["method"] in ("plain", "k2"))
     assert "by guess 1/2/3+" in printed
+    for run in report["runs"]:  # time inside each model's forwards, by hooks: within the run's wall time
+        assert 0 < run["target_seconds"] and 0 <= run["draft_seconds"]
+        assert run["target_seconds"] + run["draft_seconds"] < run["seconds"]
+        assert (run["draft_seconds"] > 0) == (run["method"] not in ("plain", "hf_lookup"))  # no draft, no draft time
+    for row in report["summary"]:
+        assert sum(row["ms_per_token"].values()) == pytest.approx(1000 / row["tokens_per_s"])
+        assert row["ms_per_token"]["rest"] > 0
+    assert "ms/token: target draft rest" in printed
     theory = report["theory"]
     assert [r["k"] for r in theory["rows"] if r["category"] == "all"] == [2]
     assert 0 <= theory["alpha"]["all"] <= 1 and theory["c"] > 0
@@ -135,3 +143,18 @@ def test_compare_methods_times_each_method_once(one_thread):
     assert rows[0]["target_forwards"] == 12 and rows[0]["tokens_per_forward"] == 1.0
     assert all(r["same_as_first"] and r["tokens"] == 12 and r["tokens_per_s"] > 0 for r in rows)
     assert rows[2]["target_forwards"] < 12
+
+
+def test_forward_clocks_count_what_the_loops_count_and_leave_no_hooks(one_thread):
+    from specdec_lite import speculative_generate, tree_generate
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    pair = tiny_pair("qwen2")
+    for generate in (lambda: speculative_generate(pair, "hello world", 12, k=3),
+                     lambda: tree_generate(pair, "hello world", 12, shape="dynamic", n_nodes=6)):
+        target, draft = bench.ForwardClock(pair.target, pair.device), bench.ForwardClock(pair.draft, pair.device)
+        with target, draft:
+            result = generate()
+        assert (target.calls, draft.calls) == (result.stats.target_forwards, result.stats.draft_forwards)
+        assert 0 < target.seconds and 0 < draft.seconds and target.seconds + draft.seconds < result.stats.wall_time_s
+    assert not (pair.target._forward_hooks or pair.target._forward_pre_hooks or pair.draft._forward_hooks)

@@ -4,8 +4,10 @@ Every method decodes greedily the same prompts (shipped in `prompts.json`: code,
 question answering, wrapped in the tokenizer's chat template when it has one) with the same
 max_new_tokens. After a warm-up, the methods run interleaved (the order rotates between runs, so
 background load spreads over all of them) and repeated; the table gives medians per prompt,
-summed per category. Target forwards are counted with a forward hook on the target, which works
-for Hugging Face's `generate` too. Unless --no-theory, it also measures c, the cost of a
+summed per category. Forward hooks on both models count the target's forwards and time what each
+model's forwards take (`ForwardClock`), which works for Hugging Face's `generate` too: the rest of
+a run's time is the loop around them (sampling and acceptance rules, masks built outside the
+model, cache rollback and compaction, Python). Unless --no-theory, it also measures c, the cost of a
 (K+1)-token target forward and α (on the plain continuations), and sets the formula's predicted
 speed-up next to the measured one for each fixed K.
 
@@ -83,6 +85,8 @@ class Run:
     draft_forwards: int | None  # after the prompt's prefill
     drafted_steps: int | None  # steps that drafted (chain or tree)
     accepted_by_rank: list[int] | None = None  # tree methods: accepted tokens that were the draft's 1st, 2nd, ... guess
+    target_seconds: float = 0.0  # inside the target's forwards (its prefill included)
+    draft_seconds: float = 0.0  # inside the draft's forwards (its prefill included)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,19 +226,43 @@ def sibling_ranks(result: GenerationResult | None) -> list[int] | None:
     return accepted_by_sibling_rank(result.trace)
 
 
+class ForwardClock:
+    """How many times a model's forward ran and the seconds spent inside it, by forward hooks (on a GPU, read
+    after synchronising). Use it as a context manager: the hooks go when it exits. It does not see a forward
+    called as `model.forward(...)`, which skips hooks (every caller here calls `model(...)`)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.calls, self.seconds, self._start = 0, 0.0, 0.0
+
+    def __enter__(self) -> ForwardClock:
+        self._hooks = [self.model.register_forward_pre_hook(self._enter),
+                       self.model.register_forward_hook(self._exit)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+    def _enter(self, *_) -> None:
+        synchronize(self.device)
+        self._start = time.perf_counter()
+
+    def _exit(self, *_) -> None:
+        synchronize(self.device)
+        self.seconds += time.perf_counter() - self._start
+        self.calls += 1
+
+
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    """Run one method; also return its wall time and how many times the target's forward ran."""
-    calls = []
-    hook = pair.target.register_forward_hook(lambda *_: calls.append(1))
-    try:
+    """Run one method: (tokens, result, wall seconds, the target's ForwardClock, the draft's ForwardClock)."""
+    with ForwardClock(pair.target, pair.device) as target, ForwardClock(pair.draft, pair.device) as draft:
         synchronize(pair.device)
         start = time.perf_counter()
         tokens, result = method(pair, ids, max_new_tokens)
         synchronize(pair.device)  # a GPU runs asynchronously: count the kernels' time, not their launch
         seconds = time.perf_counter() - start
-    finally:
-        hook.remove()
-    return tokens, result, seconds, len(calls)
+    return tokens, result, seconds, target, draft
 
 
 def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], repeats: int,
@@ -252,11 +280,11 @@ def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], r
                 shift = (repeat + index) % len(names)
                 for name in names[shift:] + names[:shift]:
                     method, pair = methods[name]
-                    tokens, result, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+                    tokens, result, seconds, target, draft = timed(method, pair, ids, max_new_tokens)
                     proposed, accepted, draft_forwards, steps = speculative_counts(result, ids.shape[1])
                     runs.append(Run(name, str(pair.dtype).removeprefix("torch."), prompt["name"], prompt["category"],
-                                    repeat, len(tokens), seconds, forwards, proposed, accepted, tokens, draft_forwards,
-                                    steps, sibling_ranks(result)))
+                                    repeat, len(tokens), seconds, target.calls, proposed, accepted, tokens,
+                                    draft_forwards, steps, sibling_ranks(result), target.seconds, draft.seconds))
                     progress.update()
     return runs
 
@@ -271,10 +299,10 @@ def compare_methods(methods: dict[str, tuple[Method, ModelPair]], ids: torch.Ten
     rows, first = [], None
     for name, (method, pair) in methods.items():
         method(pair, ids, warmup_tokens)
-        tokens, _, seconds, forwards = timed(method, pair, ids, max_new_tokens)
+        tokens, _, seconds, target, _ = timed(method, pair, ids, max_new_tokens)
         first = tokens if first is None else first
-        rows.append(dict(method=name, tokens=len(tokens), target_forwards=forwards,
-                         tokens_per_forward=len(tokens) / forwards, seconds=seconds,
+        rows.append(dict(method=name, tokens=len(tokens), target_forwards=target.calls,
+                         tokens_per_forward=len(tokens) / target.calls, seconds=seconds,
                          tokens_per_s=len(tokens) / seconds, same_as_first=tokens == first))
     return rows
 

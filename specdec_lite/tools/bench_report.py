@@ -5,7 +5,9 @@ summed over the category's prompts, gives tokens/s; speed-up is over `plain` in 
 category; tokens per target forward counts every target call (prompt prefill included); draft
 forwards per step (our methods) divides the draft forwards after the prefill by the steps that drafted;
 tree methods also count their accepted tokens by sibling rank (`accepted_by_rank`: how many were the
-draft's 1st, 2nd, 3rd ... guess at their node; the table shows 1st/2nd/3rd-or-later).
+draft's 1st, 2nd, 3rd ... guess at their node; the table shows 1st/2nd/3rd-or-later). Where the time
+went: milliseconds per emitted token inside the target's forwards, inside the draft's, and in the
+rest of the loop (medians per prompt over repeats, like the wall time; prefills included).
 Theory per fixed K: α (greedy: the share of the plain continuation's positions where the
 draft's argmax equals the target's), c and the measured cost v_K of a (K+1)-token target
 forward give the paper's prediction (1 − α^(K+1)) / ((1 − α)(Kc + 1)) and the refined one with
@@ -43,6 +45,8 @@ def by_prompt(runs) -> dict[tuple[str, str], dict]:
     for run in runs:
         grouped[run.method, run.prompt].append(run)
     return {key: dict(category=rs[0].category, dtype=rs[0].dtype, seconds=statistics.median(r.seconds for r in rs),
+                      target_seconds=statistics.median(r.target_seconds for r in rs),
+                      draft_seconds=statistics.median(r.draft_seconds for r in rs),
                       tokens=rs[0].new_tokens, forwards=rs[0].target_forwards, proposed=rs[0].proposed,
                       accepted=rs[0].accepted, token_ids=rs[0].token_ids, draft_forwards=rs[0].draft_forwards,
                       drafted_steps=rs[0].drafted_steps, accepted_by_rank=getattr(rs[0], "accepted_by_rank", None))
@@ -56,12 +60,15 @@ def summarize(runs) -> list[dict]:
     for (method, prompt), cell in cells.items():
         for category in (cell["category"], "all"):
             row = rows.setdefault((method, category), dict(method=method, category=category, dtype=cell["dtype"],
-                                                            tokens=0, seconds=0.0, forwards=0, proposed=0, accepted=0,
+                                                            tokens=0, seconds=0.0, target_seconds=0.0,
+                                                            draft_seconds=0.0, forwards=0, proposed=0, accepted=0,
                                                             draft_forwards=0, drafted_steps=0, same=0, prompts=0,
                                                             accepted_by_rank=None))
             plain_ids = cells.get(("plain", prompt), cell)["token_ids"]
             row["tokens"] += cell["tokens"]
             row["seconds"] += cell["seconds"]
+            row["target_seconds"] += cell["target_seconds"]
+            row["draft_seconds"] += cell["draft_seconds"]
             row["forwards"] += cell["forwards"]
             row["proposed"] += cell["proposed"] or 0
             row["accepted"] += cell["accepted"] or 0
@@ -93,6 +100,9 @@ def finish_row(row: dict, plain_row: dict | None) -> dict:
     row["tokens_per_forward"] = row["tokens"] / row["forwards"]
     row["acceptance_rate"] = row["accepted"] / row["proposed"] if row["proposed"] else None
     row["draft_forwards_per_step"] = row["draft_forwards"] / row["drafted_steps"] if row["drafted_steps"] else None
+    per_token = 1000 / row["tokens"]  # seconds -> milliseconds per emitted token
+    row["ms_per_token"] = dict(target=row["target_seconds"] * per_token, draft=row["draft_seconds"] * per_token,
+                               rest=(row["seconds"] - row["target_seconds"] - row["draft_seconds"]) * per_token)
     return row
 
 
@@ -176,12 +186,13 @@ def fmt(value, spec: str = ".2f") -> str:
 
 def print_summary(summary: list[dict]) -> None:
     print(f"\n{'method':<15}{'category':<9}{'tok/s':>7}{'speed-up':>9}{'tok/fwd':>8}{'accept':>8}{'dfwd/step':>10}"
-          f"{'same':>7}{'by guess 1/2/3+':>17}")
+          f"{'same':>7}{'by guess 1/2/3+':>17}{'ms/token: target draft rest':>29}")
     for row in sorted(summary, key=lambda r: (r["category"], -r["tokens_per_s"])):
+        ms = row["ms_per_token"]
         print(f"{row['method']:<15}{row['category']:<9}{row['tokens_per_s']:>7.2f}{fmt(row['speedup']):>9}"
               f"{row['tokens_per_forward']:>8.2f}{fmt(row['acceptance_rate']):>8}"
               f"{fmt(row['draft_forwards_per_step']):>10}{row['same']:>4}/{row['prompts']:<2}"
-              f"{rank_text(row.get('accepted_by_rank')):>17}")
+              f"{rank_text(row.get('accepted_by_rank')):>17}{ms['target']:>17.1f}{ms['draft']:>6.1f}{ms['rest']:>6.1f}")
 
 
 def print_theory(report: dict) -> None:
