@@ -218,15 +218,30 @@ def print_theory(report: dict) -> None:
               f"{fmt(row['measured_over_replay']):>8}")
 
 
+def plot_time_split(ax, summary: list[dict], methods: list[str], category: str = "all") -> None:
+    """Stacked bars: ms per emitted token inside the target's forwards, the draft's, and the rest, per method
+    (the methods of the run's own dtype: a NAME@DTYPE method runs on another pair)."""
+    rows = {r["method"]: r["ms_per_token"] for r in summary if r["category"] == category}
+    bottom = [0.0] * len(methods)
+    for part, color in (("target", COLORS["target"]), ("draft", COLORS["draft"]), ("rest", COLORS["theory"])):
+        heights = [rows[m][part] if m in rows else 0.0 for m in methods]
+        ax.bar(range(len(methods)), heights, 0.7, bottom=bottom, color=color, label=part)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+    ax.set_ylabel(f"ms per emitted token ({category} prompts)")
+    ax.legend()
+
+
 def plot(summary: list[dict], report: dict | None, path) -> None:
-    """Left: speed-up over plain per method and category. Right: predicted vs measured speed-up vs K."""
+    """Left: speed-up over plain per method and category. Middle: where each method's time went (ms per token in
+    the target, the draft, the rest). Right: predicted vs measured speed-up vs K."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     use_style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 4.5))
     methods = sorted({r["method"] for r in summary}, key=lambda m: [r["method"] for r in summary].index(m))
     categories = sorted({r["category"] for r in summary})
     width = 0.8 / len(categories)
@@ -238,6 +253,7 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
     left.set_xticks([m + 0.4 - width / 2 for m in range(len(methods))], methods, rotation=45, ha="right")
     left.set_ylabel("speed-up over plain")
     left.legend()
+    plot_time_split(middle, summary, [m for m in methods if "@" not in m])  # a second dtype's bars dwarf the rest
     if report:
         rows = [r for r in report["rows"] if r["category"] == "all"]
         ks = [r["k"] for r in rows]
