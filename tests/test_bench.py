@@ -143,6 +143,9 @@ def test_compare_methods_times_each_method_once(one_thread):
     assert rows[0]["target_forwards"] == 12 and rows[0]["tokens_per_forward"] == 1.0
     assert all(r["same_as_first"] and r["tokens"] == 12 and r["tokens_per_s"] > 0 for r in rows)
     assert rows[2]["target_forwards"] < 12
+    for row in rows:  # where each run's milliseconds went; plain decoding never calls the draft
+        assert sum(row["ms_per_token"].values()) == pytest.approx(1000 * row["seconds"] / row["tokens"])
+        assert row["ms_per_token"]["target"] > 0 and (row["ms_per_token"]["draft"] > 0) == (row["method"] != "plain")
 
 
 def test_forward_clocks_count_what_the_loops_count_and_leave_no_hooks(one_thread):

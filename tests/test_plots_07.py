@@ -54,10 +54,15 @@ def test_plot_sibling_ranks_one_bar_per_depth_and_outcome():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["first", "later", "none"]
 
 
-def test_plot_method_comparison_two_panels_one_bar_per_method():
-    rows = [dict(method=m, tokens_per_forward=f, tokens_per_s=s) for m, f, s in (("plain", 1, 5), ("tree", 2.5, 4))]
+def test_plot_method_comparison_three_panels_one_bar_per_method_and_part():
+    split = dict(target=60.0, draft=30.0, rest=2.0)
+    rows = [dict(method=m, tokens_per_forward=f, tokens_per_s=s, ms_per_token=split)
+            for m, f, s in (("plain", 1, 5), ("tree", 2.5, 4))]
     fig = plots.plot_method_comparison(rows)
-    assert [len(ax.patches) for ax in fig.axes] == [2, 2]
+    assert [len(ax.patches) for ax in fig.axes[:3]] == [2, 2, 6]  # the third: target, draft, rest per method
+    stacked = fig.axes[2].patches
+    assert [bar.get_y() for bar in stacked[::2]] == [0.0, 60.0, 90.0]  # each part on top of the one before
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["target", "draft", "rest"]
 
 
 def test_plot_output_distributions_groups_p_and_each_rule():

@@ -294,16 +294,18 @@ def compare_methods(methods: dict[str, tuple[Method, ModelPair]], ids: torch.Ten
     """One timed run of each method on the prompt `ids` [1, n] (after a short warm-up each), for a notebook table.
 
     Rows: method, new tokens, target forwards (prompt prefill included), tokens per target forward, seconds,
-    tokens/s, and whether the tokens equal the FIRST method's (put plain decoding first). Notebook 07 uses it.
+    tokens/s, ms per token inside the target's forwards, the draft's and the rest (`ms_per_token`), and whether
+    the tokens equal the FIRST method's (put plain decoding first). Notebook 07 uses it.
     """
     rows, first = [], None
     for name, (method, pair) in methods.items():
         method(pair, ids, warmup_tokens)
-        tokens, _, seconds, target, _ = timed(method, pair, ids, max_new_tokens)
+        tokens, _, seconds, target, draft = timed(method, pair, ids, max_new_tokens)
         first = tokens if first is None else first
         rows.append(dict(method=name, tokens=len(tokens), target_forwards=target.calls,
                          tokens_per_forward=len(tokens) / target.calls, seconds=seconds,
-                         tokens_per_s=len(tokens) / seconds, same_as_first=tokens == first))
+                         tokens_per_s=len(tokens) / seconds, same_as_first=tokens == first,
+                         ms_per_token=bench_report.ms_per_token(len(tokens), seconds, target.seconds, draft.seconds)))
     return rows
 
 

@@ -36,7 +36,7 @@ from ..algorithm.run_theory import expected_run_cost, replayed_draft_lengths, st
 from ..algorithm.theory import (best_k, c_floor, continuation_acceptance, expected_tokens_per_forward, measure_c,
                                 measure_prefill, measure_verify_cost, predicted_speedup)
 from ..models.pair import ModelPair, weight_bytes
-from .plots import COLORS, use_style
+from .plots import COLORS, plot_time_split, use_style
 
 
 def by_prompt(runs) -> dict[tuple[str, str], dict]:
@@ -100,10 +100,15 @@ def finish_row(row: dict, plain_row: dict | None) -> dict:
     row["tokens_per_forward"] = row["tokens"] / row["forwards"]
     row["acceptance_rate"] = row["accepted"] / row["proposed"] if row["proposed"] else None
     row["draft_forwards_per_step"] = row["draft_forwards"] / row["drafted_steps"] if row["drafted_steps"] else None
-    per_token = 1000 / row["tokens"]  # seconds -> milliseconds per emitted token
-    row["ms_per_token"] = dict(target=row["target_seconds"] * per_token, draft=row["draft_seconds"] * per_token,
-                               rest=(row["seconds"] - row["target_seconds"] - row["draft_seconds"]) * per_token)
+    row["ms_per_token"] = ms_per_token(row["tokens"], row["seconds"], row["target_seconds"], row["draft_seconds"])
     return row
+
+
+def ms_per_token(tokens: int, seconds: float, target_seconds: float, draft_seconds: float) -> dict[str, float]:
+    """Milliseconds per emitted token inside the target's forwards, inside the draft's, and in the rest of the run."""
+    scale = 1000 / tokens
+    return dict(target=target_seconds * scale, draft=draft_seconds * scale,
+                rest=(seconds - target_seconds - draft_seconds) * scale)
 
 
 @torch.inference_mode()
@@ -218,20 +223,6 @@ def print_theory(report: dict) -> None:
               f"{fmt(row['measured_over_replay']):>8}")
 
 
-def plot_time_split(ax, summary: list[dict], methods: list[str], category: str = "all") -> None:
-    """Stacked bars: ms per emitted token inside the target's forwards, the draft's, and the rest, per method
-    (the methods of the run's own dtype: a NAME@DTYPE method runs on another pair)."""
-    rows = {r["method"]: r["ms_per_token"] for r in summary if r["category"] == category}
-    bottom = [0.0] * len(methods)
-    for part, color in (("target", COLORS["target"]), ("draft", COLORS["draft"]), ("rest", COLORS["theory"])):
-        heights = [rows[m][part] if m in rows else 0.0 for m in methods]
-        ax.bar(range(len(methods)), heights, 0.7, bottom=bottom, color=color, label=part)
-        bottom = [b + h for b, h in zip(bottom, heights)]
-    ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
-    ax.set_ylabel(f"ms per emitted token ({category} prompts)")
-    ax.legend()
-
-
 def plot(summary: list[dict], report: dict | None, path) -> None:
     """Left: speed-up over plain per method and category. Middle: where each method's time went (ms per token in
     the target, the draft, the rest). Right: predicted vs measured speed-up vs K."""
@@ -253,7 +244,10 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
     left.set_xticks([m + 0.4 - width / 2 for m in range(len(methods))], methods, rotation=45, ha="right")
     left.set_ylabel("speed-up over plain")
     left.legend()
-    plot_time_split(middle, summary, [m for m in methods if "@" not in m])  # a second dtype's bars dwarf the rest
+    rows = {r["method"]: r for r in summary if r["category"] == "all"}
+    plot_time_split(middle, [rows[m] for m in methods if "@" not in m])  # a second dtype's bars would dwarf the rest
+    middle.tick_params(axis="x", labelrotation=45)
+    middle.set(ylabel="ms per emitted token (all prompts)")
     if report:
         rows = [r for r in report["rows"] if r["category"] == "all"]
         ks = [r["k"] for r in rows]

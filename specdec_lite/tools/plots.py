@@ -458,20 +458,38 @@ def plot_sibling_ranks(table: list[list[int]], names: list[str] | None = None, a
     return ax
 
 
+def plot_time_split(ax, rows: list[dict]):
+    """Where each method's time went: stacked bars of milliseconds per emitted token inside the target's forwards,
+    inside the draft's, and in the rest of the loop (rows: keys method, ms_per_token {target, draft, rest}, as
+    `bench.compare_methods` and the bench summary give them). Returns the Axes."""
+    names = [row["method"] for row in rows]
+    bottom = [0.0] * len(rows)
+    for part, color in (("target", COLORS["target"]), ("draft", COLORS["draft"]), ("rest", COLORS["theory"])):
+        heights = [row["ms_per_token"][part] for row in rows]
+        ax.bar(names, heights, 0.7, bottom=bottom, color=color, label=part)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set(ylabel="ms per emitted token")
+    ax.legend()
+    return ax
+
+
 def plot_method_comparison(rows: list[dict]):
-    """Notebook 07: tokens per target forward and tokens per second per method, side by side, from the rows of
-    `bench.compare_methods` (keys method, tokens_per_forward, tokens_per_s). Returns the Figure."""
+    """Notebook 07: tokens per target forward, tokens per second and where the time went (`plot_time_split`) per
+    method, side by side, from the rows of `bench.compare_methods` (keys method, tokens_per_forward, tokens_per_s,
+    ms_per_token). Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 3.4))
     names = [row["method"] for row in rows]
     palette = [COLORS[role] for role in ("target", "draft", "rejected", "accepted", "correction", "bonus", "theory")]
     colors = [palette[i % len(palette)] for i in range(len(rows))]
     left.bar(names, [row["tokens_per_forward"] for row in rows], color=colors)
-    right.bar(names, [row["tokens_per_s"] for row in rows], color=colors)
+    middle.bar(names, [row["tokens_per_s"] for row in rows], color=colors)
+    plot_time_split(right, rows)
     left.set(title="tokens per target forward")
-    right.set(title="tokens per second (this machine)")
-    for ax in (left, right):
+    middle.set(title="tokens per second (this machine)")
+    right.set(title="where the time went (this machine)")
+    for ax in (left, middle, right):
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     fig.tight_layout()
     return fig
