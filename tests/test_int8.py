@@ -74,6 +74,24 @@ def test_verify_forward_equals_one_token_forwards_bit_for_bit(arch):
     assert torch.equal(verify, singles)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tree_forward_rows_equal_one_token_forwards_along_their_branch_bit_for_bit(arch):
+    from specdec_lite.algorithm.token_tree import build_tree, forward_tree_nodes
+
+    model = int8_pair(arch).target
+    ids = torch.randint(0, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(2))
+    tree = build_tree(5, [[1, 2, 3], [1, 4], [6, 7]])  # branches at the root and below it: gathered keys
+    cache = new_cache(model)
+    forward_new_tokens(model, cache, ids)
+    rows = forward_tree_nodes(model, cache, tree, range(len(tree)), range(len(tree)), ids.shape[1])  # [N, vocab]
+    for node in range(len(tree)):
+        alone = new_cache(model)
+        forward_new_tokens(model, alone, ids)
+        for v in tree.path_to(node):  # the root, then the node's ancestors, then the node: one token at a time
+            logits = forward_new_tokens(model, alone, tree.tokens[v].view(1, 1))
+        assert torch.equal(rows[node], logits[-1]), f"node {node}"
+
+
 def test_row_attention_is_needed_for_exactness():
     """The control: with PyTorch's sdpa the same int8 model's verify rows differ from one-token forwards."""
     model = int8_pair("qwen2").target

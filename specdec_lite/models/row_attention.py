@@ -65,14 +65,14 @@ def row_by_row_attention(module, query: torch.Tensor, key: torch.Tensor, value: 
     b, h, m, d = query.shape
     h_kv, n = key.shape[1], key.shape[2]
     grouped = query.view(b, h_kv, h // h_kv, m, d)  # heads sharing a key head side by side
-    keys_t = key.transpose(-1, -2)  # [b, h_kv, d, n]
+    keys_t = key.transpose(-1, -2)  # [b, h_kv, d, n], a view: the layout a one-row forward multiplies by
     rows = []
     for i, keys in enumerate(rows_keys(attention_mask, m, n)):
-        if not (isinstance(keys, slice) and keys.stop == n):  # all n keys (the last row of a chain): no copy
+        if isinstance(keys, slice):  # a prefix of the keys (every row of a chain): views, no copy
             keys_t_i, v_i = keys_t[..., keys], value[:, :, keys]  # [b, h_kv, d, n_i], [b, h_kv, n_i, d]
-        else:
-            keys_t_i, v_i = keys_t, value
-        weights = (grouped[:, :, :, i] @ keys_t_i * scaling).softmax(-1, dtype=torch.float32)  # [b, h_kv, groups, n_i]
+        else:  # a tree node's keys: copied key by key (whole rows of the cache), then viewed as a one-row forward does
+            keys_t_i, v_i = key.index_select(2, keys).transpose(-1, -2), value.index_select(2, keys)
+        weights = (grouped[:, :, :, i] @ keys_t_i).mul_(scaling).softmax(-1, dtype=torch.float32)  # [b, h_kv, groups, n_i]
         rows.append((weights.to(v_i.dtype) @ v_i).view(b, 1, h, d))
     return (rows[0] if m == 1 else torch.cat(rows, dim=1)), None
 
