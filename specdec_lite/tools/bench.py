@@ -255,7 +255,8 @@ class ForwardClock:
 
 
 def timed(method: Method, pair: ModelPair, ids: torch.Tensor, max_new_tokens: int):
-    """Run one method: (tokens, result, wall seconds, the target's ForwardClock, the draft's ForwardClock)."""
+    """Run one method: (tokens, result, wall seconds, the target's ForwardClock, the draft's ForwardClock). A pair
+    whose draft is its target (one model object) counts every forward on both clocks."""
     with ForwardClock(pair.target, pair.device) as target, ForwardClock(pair.draft, pair.device) as draft:
         synchronize(pair.device)
         start = time.perf_counter()
