@@ -244,8 +244,8 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
     left.set_xticks([m + 0.4 - width / 2 for m in range(len(methods))], methods, rotation=45, ha="right")
     left.set_ylabel("speed-up over plain")
     left.legend()
-    rows = {r["method"]: r for r in summary if r["category"] == "all"}
-    plot_time_split(middle, [rows[m] for m in methods if "@" not in m])  # a second dtype's bars would dwarf the rest
+    all_prompts = {r["method"]: r for r in summary if r["category"] == "all"}
+    plot_time_split(middle, [all_prompts[m] for m in methods if "@" not in m])  # another dtype's bars dwarf the rest
     middle.tick_params(axis="x", labelrotation=45)
     middle.set(ylabel="ms per emitted token (all prompts)")
     if report:
