@@ -194,7 +194,7 @@ def test_calibration_is_cached_per_named_pair(monkeypatch, calibration_file):
     assert len(theory.calibrate(pair, k_max=5).verify_costs) == 5 and len(calls) == 3  # beyond it: measured again
     saved = json.loads(calibration_file.read_text())[theory.calibration_key(pair)]
     assert saved == {"c": 0.5, "verify_costs": [2.0] * 5}
-    assert not list(calibration_file.parent.glob("*.partial"))  # written whole, then moved into place
+    assert [f.name for f in calibration_file.parent.iterdir()] == ["calibration.json"]  # no temp file left
 
 
 def test_an_unreadable_calibration_file_is_measured_again_and_replaced(monkeypatch, tmp_path):

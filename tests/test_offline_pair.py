@@ -112,6 +112,20 @@ def test_atomic_write_leaves_no_partial_folder_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["model"] and os.listdir(out_dir) == ["config.json"]
 
 
+def test_atomic_file_write_leaves_no_partial_file_on_failure(tmp_path):
+    path = tmp_path / "calibration.json"
+
+    def write_half_then_fail(tmp: Path) -> None:
+        tmp.write_text('{"half')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        offline_pair.write_file_atomically(path, write_half_then_fail)
+    assert os.listdir(tmp_path) == []  # neither the file nor its temp file
+    offline_pair.write_file_atomically(path, lambda tmp: tmp.write_text("{}"))
+    assert os.listdir(tmp_path) == ["calibration.json"] and path.read_text() == "{}"
+
+
 def test_failed_conversion_leaves_the_cache_unbuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECDEC_LITE_CACHE", str(tmp_path / "cache"))
     chunks = install_fake_chunks(tmp_path / "site", monkeypatch)

@@ -20,7 +20,6 @@ or the per-step Python overhead of the loop itself.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 import warnings
@@ -31,7 +30,7 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel
 
-from ..models.offline_pair import cache_dir
+from ..models.offline_pair import cache_dir, write_file_atomically
 from ..models.pair import ModelPair, weight_bytes
 from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
@@ -291,9 +290,8 @@ def calibrate(pair: ModelPair, k_max: int = 8, context_length: int = 128, repeat
     if key is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         known[key] = asdict(costs)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(json.dumps(known, indent=1))
-        partial.replace(path)  # atomic: an interrupted write never leaves half a file behind
+        text = json.dumps(known, indent=1)
+        write_file_atomically(path, lambda tmp: tmp.write_text(text))  # never half a file, even if interrupted
     return costs
 
 

@@ -104,6 +104,19 @@ def assemble_gguf(chunks: GgufChunks, out_file: Path, parts: list[Path] | None =
     return out_file
 
 
+def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temp file name beside `path`, then rename it to `path`.
+
+    Readers (other processes included) see no file or a whole one; on failure the temp file is removed.
+    """
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)  # atomic on one file system: same folder
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_folder_atomically(out_dir: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a fresh temp folder beside `out_dir`, then rename it to `out_dir`.
 

@@ -27,7 +27,6 @@ import ctypes
 import gc
 import hashlib
 import json
-import os
 import platform
 import time
 from collections.abc import Iterator, Mapping
@@ -37,7 +36,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from . import int8_layer, row_attention
-from .offline_pair import cache_dir
+from .offline_pair import cache_dir, write_file_atomically
 from .quantize import Int8Linear, has_fbgemm, quantize_model
 
 FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -173,9 +172,7 @@ def write_int8_cache(name_or_dir: str | Path, path: Path) -> None:
     start = time.perf_counter()
     model = quantize_model(AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.bfloat16), pack=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_int8_weights(model, tmp)
-    os.replace(tmp, path)  # atomic: another process sees no file or a whole one
+    write_file_atomically(path, lambda tmp: save_int8_weights(model, tmp))
     del model
     gc.collect()
     return_freed_memory()
