@@ -51,7 +51,7 @@ def test_compacted_caches_continue_like_a_fresh_forward(arch, temperature, shape
         sampling = Sampling(temperature, generator=generator)
         proposal = propose_tree(pair.draft, draft_cache, ids, shape, sampling=sampling)
         logits = tree_target_logits(pair.target, target_cache, proposal.tree)
-        verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling)
+        verdict = verify_tree(proposal.tree, proposal.q, logits, sampling)
         compact_caches(draft_cache, target_cache, proposal, verdict.path)
         accepted = proposal.tree.tokens[verdict.path].tolist()
         ids = torch.cat([ids, torch.tensor([accepted + [verdict.next_token]])], dim=1)

@@ -139,8 +139,8 @@ def longest_branch_verify(tree, q, logits, sampling):
         best = path if len(path) > len(best) else best
     last = best[-1] if best else 0
     if children[last]:  # a rejection ended the chosen branch
-        return TreeVerdict(best, int(sample(residual_distribution(p[last], q[last]), generator)), True), p
-    return TreeVerdict(best, int(sample(p[last], generator)), False), p
+        return TreeVerdict(best, int(sample(residual_distribution(p[last], q[last]), generator)), True)
+    return TreeVerdict(best, int(sample(p[last], generator)), False)
 
 
 def test_biased_rule_fails_the_same_test(monkeypatch):

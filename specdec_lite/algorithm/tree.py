@@ -103,7 +103,7 @@ def tree_step(state: LoopState, shape: TreeShape) -> TreeStepTrace:
     sampling = state.request.sampling
     proposal = propose_tree(state.pair.draft, state.draft_cache, state.pending_ids(), shape, sampling=sampling)
     logits = tree_target_logits(state.pair.target, state.target_cache, proposal.tree)  # [N, vocab]
-    verdict, _ = verify_tree(proposal.tree, proposal.q, logits, sampling)
+    verdict = verify_tree(proposal.tree, proposal.q, logits, sampling)
     compact_caches(state.draft_cache, state.target_cache, proposal, verdict.path)
     state.stats.draft_forwards += proposal.forwards
     state.stats.target_forwards += 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, fields, replace
+from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -188,10 +189,11 @@ def draw_without_replacement(probs: torch.Tensor, n: int, generator: torch.Gener
     return tokens
 
 
-def draw_children(q: torch.Tensor, logits: torch.Tensor, n: int, sampling: Sampling) -> list[int]:
-    """n distinct children of one node: the draft's top-n (greedy) or draws without replacement from q [vocab]."""
+def draw_children(q: torch.Tensor | None, ranked_tokens: torch.Tensor, n: int, sampling: Sampling) -> list[int]:
+    """n distinct children of one node: the draft's top-n (greedy: the first n of `ranked_tokens`, its tokens by
+    falling probability) or draws without replacement from q [vocab]."""
     if sampling.greedy:
-        return logits.topk(min(n, logits.shape[-1])).indices.tolist()
+        return ranked_tokens[:n].tolist()
     return draw_without_replacement(q, n, sampling.generator)
 
 
@@ -200,7 +202,7 @@ class DraftedTree:
 
     def __init__(self, root: int):
         self.tokens, self.parents, self.depths, self.scores = [root], [-1], [0], [1.0]
-        self.q_rows: list[torch.Tensor] = []  # [vocab] per node whose children were drawn
+        self.q_rows: list[torch.Tensor] = []  # [vocab] per node whose children were drawn (sampling only)
 
     def key(self, node: int) -> NodeKey:
         return (-self.scores[node], self.depths[node], node)
@@ -208,13 +210,14 @@ class DraftedTree:
     def as_tree(self) -> TokenTree:
         return TokenTree(torch.tensor(self.tokens), torch.tensor(self.parents), torch.tensor(self.depths))
 
-    def add_level(self, frontier: list[int], q: torch.Tensor, logits: torch.Tensor, counts: list[int],
-                  ranked_q: torch.Tensor, sampling: Sampling) -> list[int]:
-        """Draw counts[i] children of frontier[i] (q, logits: [F, vocab]; ranked_q: [F, n] each one's n largest
-        probabilities, n >= counts[i]); return the new nodes."""
+    def add_level(self, frontier: list[int], q: torch.Tensor | None, ranked: Ranked, counts: list[int],
+                  sampling: Sampling) -> list[int]:
+        """Draw counts[i] children of frontier[i] (q: [F, vocab], None when greedy; `ranked`: each one's n >=
+        counts[i] most likely tokens); return the new nodes."""
+        ranked_q = ranked.probs  # [F, n]
         level = []  # (key, token, parent, score): ordered by key, so siblings stay in draw order
         for i, (node, count) in enumerate(zip(frontier, counts)):
-            for j, token in enumerate(draw_children(q[i], logits[i], count, sampling)):
+            for j, token in enumerate(draw_children(None if q is None else q[i], ranked.tokens[i], count, sampling)):
                 score = self.scores[node] * float(ranked_q[i, j])
                 level.append(((-score, i, j), token, node, score))
         new = []
@@ -239,12 +242,20 @@ class DraftedTree:
         return [0] + sorted(sorted(range(1, len(self.tokens)), key=self.key)[:n_nodes])
 
 
-def ranking_probs(logits: torch.Tensor, q: torch.Tensor, sampling: Sampling, n: int) -> torch.Tensor:
-    """logits and their sampling q, [F, vocab] each -> [F, n]: each row's n largest `confidence_probs`, largest
-    first (for the scores). No child ranks below n, so a full sort of the vocabulary (32 ms a row for 151,936
+class Ranked(NamedTuple):
+    """Each frontier node's n most likely next tokens, most likely first."""
+
+    probs: torch.Tensor  # [F, n] their `confidence_probs` (for the scores)
+    tokens: torch.Tensor  # [F, n] the tokens (greedy: the children, in this order)
+
+
+def rank_next_tokens(logits: torch.Tensor, q: torch.Tensor | None, sampling: Sampling, n: int) -> Ranked:
+    """logits [F, vocab] and their sampling q ([F, vocab], None when greedy) -> each row's n largest
+    `confidence_probs`. No child ranks below n, so a full sort of the vocabulary (32 ms a row for 151,936
     tokens, most of a tree step's own time) is not needed."""
     probs = confidence_probs(logits, q, sampling.greedy)
-    return probs.topk(min(n, probs.shape[-1]), dim=-1).values
+    top = probs.topk(min(n, probs.shape[-1]), dim=-1)
+    return Ranked(top.values, top.indices)
 
 
 @torch.inference_mode()
@@ -266,12 +277,12 @@ def propose_tree(
     logits = forward_new_tokens(draft, cache, pending_ids, logits_to_keep=1)[-1:]  # [1, vocab]
     forwards, n_fed = 1, 0
     for level in range(1, shape.depth + 1):
-        q = sampling.probs(logits)  # [F, vocab]
-        ranked_q = ranking_probs(logits, q, sampling, shape.n_nodes)  # [F, n]
-        drafted.q_rows += list(q)
+        q = None if sampling.greedy else sampling.probs(logits)  # [F, vocab]; greedy needs no one-hot rows
+        ranked = rank_next_tokens(logits, q, sampling, shape.n_nodes)  # [F, n] each
+        drafted.q_rows += [] if q is None else list(q)
         kept = [drafted.key(v) for v in drafted.best(shape.n_nodes)[1:]]
-        counts = shape.n_children(level, [drafted.scores[v] for v in frontier], ranked_q, kept)
-        frontier = drafted.add_level(frontier, q, logits, counts, ranked_q, sampling)
+        counts = shape.n_children(level, [drafted.scores[v] for v in frontier], ranked.probs, kept)
+        frontier = drafted.add_level(frontier, q, ranked, counts, sampling)
         if (level == shape.depth or not drafted.can_grow(frontier, shape.n_nodes)
                 or not shape.worth_deeper(drafted, frontier, forwards)):
             break

@@ -114,16 +114,14 @@ def accept_tree_sampling(tree: TokenTree, q: torch.Tensor, p: torch.Tensor,
     return TreeVerdict(path, int(sample(p[node], generator)), resampled=False)  # bonus after a leaf
 
 
-def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor,
-                sampling: Sampling) -> tuple[TreeVerdict, torch.Tensor]:
-    """The greedy rule (temperature 0) or the sampling rule (drawing with `sampling.generator`);
-    also return p [N, vocab]."""
-    p = sampling.probs(logits)
+def verify_tree(tree: TokenTree, q: torch.Tensor | None, logits: torch.Tensor, sampling: Sampling) -> TreeVerdict:
+    """The greedy rule (temperature 0: argmaxes, no probabilities needed) or the sampling rule on
+    p = sampling.probs(logits) [N, vocab], drawing with `sampling.generator`."""
     if sampling.greedy:
-        return accept_tree_greedy(tree, logits), p
+        return accept_tree_greedy(tree, logits)
     if q is None:
         raise ValueError("q must be given when temperature > 0 (the draft's distributions at each node)")
-    return accept_tree_sampling(tree, q, p, sampling.generator), p
+    return accept_tree_sampling(tree, q, sampling.probs(logits), sampling.generator)
 
 
 def keep_positions(cache: DynamicCache, positions: torch.Tensor) -> None:
