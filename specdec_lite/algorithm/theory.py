@@ -32,6 +32,7 @@ from transformers import PreTrainedModel
 
 from ..models.offline_pair import cache_dir, write_file_atomically
 from ..models.pair import ModelPair, weight_bytes
+from ..models.int4_draft import is_int4
 from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
@@ -244,13 +245,14 @@ COSTS_VERSION = "2"  # raised when the models' forward code changes what a forwa
 
 
 def calibration_key(pair: ModelPair) -> str | None:
-    """What a calibration depends on: both models, dtype, device, CPU, threads, torch, the forward code
+    """What a calibration depends on: both models, dtype (and an int4 draft), device, CPU, threads, torch, the forward code
     (`COSTS_VERSION`); None for unnamed models."""
     names = [model.config.name_or_path for model in (pair.draft, pair.target)]
     if not all(names):
         return None
-    return "|".join([*names, str(pair.dtype), str(pair.device), cpu_name(), str(torch.get_num_threads()),
-                     torch.__version__, f"costs v{COSTS_VERSION}"])
+    draft_format = ["int4 draft"] if is_int4(pair.draft) else []
+    return "|".join([*names, str(pair.dtype), *draft_format, str(pair.device), cpu_name(),
+                     str(torch.get_num_threads()), torch.__version__, f"costs v{COSTS_VERSION}"])
 
 
 def calibration_path() -> Path:

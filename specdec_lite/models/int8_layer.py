@@ -26,9 +26,11 @@ import torch
 from torch import nn
 
 from . import row_attention
+from .int4_draft import Int4Linear
 from .quantize import FusedInt8Linear, Int8Linear
 
 LAYER_CLASSES = ("Qwen2DecoderLayer", "LlamaDecoderLayer")  # same layout: pre-norm, rotary q/k, gated MLP
+LINEARS = (Int8Linear, Int4Linear)  # what the layer calls `.matmul` on
 
 
 def rms_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
@@ -50,13 +52,13 @@ def heads(x: torch.Tensor) -> torch.Tensor:
 
 def can_serve(layer: nn.Module) -> bool:
     """Whether `layer_forward` computes this layer: a Qwen2/Llama layer whose q/k/v and gate/up are fused int8
-    GEMMs, without a sliding window."""
+    GEMMs (or int4 ones, `int4_draft.py`), without a sliding window."""
     attention, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
     return (type(layer).__name__ in LAYER_CLASSES
             and isinstance(getattr(attention, "fused_q_k_v", None), FusedInt8Linear)
-            and isinstance(getattr(attention, "o_proj", None), Int8Linear)
+            and isinstance(getattr(attention, "o_proj", None), LINEARS)
             and isinstance(getattr(mlp, "fused_gate_up", None), FusedInt8Linear)
-            and isinstance(getattr(mlp, "down_proj", None), Int8Linear)
+            and isinstance(getattr(mlp, "down_proj", None), LINEARS)
             and getattr(attention, "sliding_window", None) is None)
 
 

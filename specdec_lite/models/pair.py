@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from .device import pick_device
 from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
+from .int4_draft import Int4Linear, to_int4
 from .precision import choose_dtype, int8_cache, load_int8_model
 from .quantize import Bf16Lookup, Int8Linear, as_linear
 
@@ -176,13 +177,15 @@ def weight_bytes(model: torch.nn.Module) -> int:
     included. The input embedding is left out: a forward looks up one row of it per token.
 
     What it does not count: the KV cache, activations, norms' weights (a few KB) or any layer type
-    other than nn.Linear, GPT-2's Conv1D and `Int8Linear`.
+    other than nn.Linear, GPT-2's Conv1D, `Int8Linear` and `Int4Linear`.
     """
     total = 0
     for module in model.modules():
         if isinstance(module, Int8Linear):  # one byte per int8 weight, then the float scales and bias
             tensors = [module.scale, module.bias]
             total += module.out_features * module.in_features
+        elif isinstance(module, Int4Linear):  # the packed 4-bit codes, the group scales and offsets, the bias
+            tensors = [module.packed, module.scales_and_zeros, module.bias]
         elif as_linear(module) is not None:
             tensors = [module.weight, module.bias]
         else:
@@ -219,6 +222,7 @@ def load_pair(
     target: str | Path | None = None,
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
+    int4_draft: bool = False,
 ) -> ModelPair:
     """Load a draft and a target model that share a vocabulary (keyword arguments only).
 
@@ -227,7 +231,8 @@ def load_pair(
     "gpt2") or local folders. The tokenizer is the target's; the draft's must map every token to
     the same id (ValueError naming both otherwise, see `ModelPair.from_models`). `dtype`: "auto"
     (the device's fastest format, printed with the reason), "int8" (CPU), "bfloat16", "float16",
-    "float32" or a torch.dtype.
+    "float32" or a torch.dtype. `int4_draft=True` (int8 only) then gives the draft int4 weights
+    (`int4_draft.py`: a cheaper draft forward; the target, and so the output, stay int8).
     """
     if (draft is None) != (target is None):
         raise ValueError("draft and target must be given together (or neither, for the offline pair)")
@@ -235,6 +240,8 @@ def load_pair(
         draft, target = offline_model_dir(DRAFT_CHUNKS), offline_model_dir(TARGET_CHUNKS)
     device = pick_device(device)
     dtype = resolve_dtype(dtype, device, verbose=True)
+    if int4_draft and dtype is not torch.int8:
+        raise ValueError(f"int4_draft=True needs dtype='int8' (it converts the int8 draft), got dtype {dtype}")
     tokenizer = AutoTokenizer.from_pretrained(target)
     if not same_tokenizer_files(draft, target):  # else the same vocabulary by construction (and 1-3 s saved)
         check_same_vocabulary(AutoTokenizer.from_pretrained(draft), tokenizer, str(draft), str(target))
@@ -244,4 +251,6 @@ def load_pair(
                 int8_cache(name)
         draft_model = load_model(draft, dtype, device)
         target_model = load_model(target, dtype, device)
+    if int4_draft:
+        to_int4(draft_model)
     return ModelPair.from_models(draft_model, target_model, tokenizer)

@@ -21,7 +21,8 @@ tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12
 chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
 most 8 deep). Our methods also report draft forwards per step; tree methods count their accepted
 tokens by sibling rank (the draft's 1st, 2nd, 3rd ... guess at the node; JSON `accepted_by_rank`). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
-second pair loaded in DTYPE, side by side with the others.
+second pair loaded in DTYPE, side by side with the others; @int4draft loads the int8 pair with an int4 draft
+(`int4_draft.py`).
 
 The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
 results from two machines can be told apart. On a GPU the clock is read after synchronising.
@@ -51,6 +52,7 @@ from ..algorithm.draft_length import HeuristicK
 from ..algorithm.results import GenerationResult, StepTrace, TreeStepTrace, accepted_by_sibling_rank
 from ..algorithm.theory import synchronize
 from ..algorithm.tree import tree_generate
+from ..models.int4_draft import is_int4
 from ..models.pair import DTYPE_CHOICES, ModelPair, load_pair
 from ..models.precision import cpu_flags, cpu_name
 from . import bench_report
@@ -72,7 +74,7 @@ Method = Callable[[ModelPair, torch.Tensor, int], tuple[list[int], GenerationRes
 @dataclass
 class Run:
     method: str
-    dtype: str  # the pair's dtype: int8, bfloat16, float32, ...
+    dtype: str  # the pair's dtype: int8, bfloat16, float32, ... (int8+int4draft: `pair_format`)
     prompt: str
     category: str
     repeat: int
@@ -101,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help=f"tokens to generate per run (default: {FULL['max_new_tokens']})")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(ALL_METHODS)}; "
-                        "NAME@DTYPE runs a method on a second pair in DTYPE (e.g. plain@bfloat16)")
+                        "NAME@DTYPE runs a method on a second pair in DTYPE (e.g. plain@bfloat16; "
+                        "k4@int4draft: int8 with an int4 draft)")
     parser.add_argument("--out", default="bench_results", help="folder for bench.json and bench.png")
     parser.add_argument("--quick", action="store_true", help=f"a few minutes: {QUICK}")
     parser.add_argument("--threads", type=int, default=None,
@@ -121,10 +124,10 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         raise ValueError(f"--max-new-tokens must be >= 1, got {settings['max_new_tokens']}")
     settings["methods"] = settings["methods"].split(",")
     unknown = [m for m in settings["methods"] if split_dtype(m, "auto")[0] not in ALL_METHODS
-               or split_dtype(m, "auto")[1] not in DTYPE_CHOICES]
+               or split_dtype(m, "auto")[1] not in PAIR_FORMATS]
     if unknown:
         raise ValueError(f"--methods must be a subset of {','.join(ALL_METHODS)}, each optionally with @DTYPE "
-                         f"(DTYPE in {DTYPE_CHOICES}), got unknown {unknown}")
+                         f"(DTYPE in {tuple(PAIR_FORMATS)}), got unknown {unknown}")
     return settings
 
 
@@ -193,6 +196,15 @@ def method_table(pair: ModelPair) -> dict[str, Method]:
     table |= {f"k{k}": ours(k=k) for k in FIXED_KS}
     table |= {f"chains{b}": tree(n_branches=b // 4, depth=4) for b in NODE_BUDGETS}
     return table | {f"tree{b}": tree(shape="dynamic", n_nodes=b, depth=min(b, 8)) for b in NODE_BUDGETS}
+
+
+PAIR_FORMATS = {**{dtype: dict(dtype=dtype) for dtype in DTYPE_CHOICES},
+                "int4draft": dict(dtype="int8", int4_draft=True)}  # @NAME -> load_pair's options
+
+
+def pair_format(pair: ModelPair) -> str:
+    """The pair's dtype as the JSON records it: "int8", "bfloat16", ..., "int8+int4draft" for an int4 draft."""
+    return str(pair.dtype).removeprefix("torch.") + ("+int4draft" if is_int4(pair.draft) else "")
 
 
 def split_dtype(name: str, default: str) -> tuple[str, str]:
@@ -283,7 +295,7 @@ def run_all(methods: dict[str, tuple[Method, ModelPair]], prompts: list[dict], r
                     method, pair = methods[name]
                     tokens, result, seconds, target, draft = timed(method, pair, ids, max_new_tokens)
                     proposed, accepted, draft_forwards, steps = speculative_counts(result, ids.shape[1])
-                    runs.append(Run(name, str(pair.dtype).removeprefix("torch."), prompt["name"], prompt["category"],
+                    runs.append(Run(name, pair_format(pair), prompt["name"], prompt["category"],
                                     repeat, len(tokens), seconds, target.calls, proposed, accepted, tokens,
                                     draft_forwards, steps, sibling_ranks(result), target.seconds, draft.seconds))
                     progress.update()
@@ -323,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dtypes = dict.fromkeys([args.dtype] + [split_dtype(name, args.dtype)[1] for name in settings["methods"]])
-    pairs = {dtype: load_pair(draft=args.draft, target=args.target, dtype=dtype, device=args.device)
+    pairs = {dtype: load_pair(draft=args.draft, target=args.target, device=args.device, **PAIR_FORMATS[dtype])
              for dtype in dtypes}
     pair = pairs[args.dtype]
     methods = build_methods(settings["methods"], pairs, args.dtype)
