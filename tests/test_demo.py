@@ -49,7 +49,8 @@ def test_sampling_demo_in_bf16_runs(tiny_folders, capsys):
 
 @pytest.mark.parametrize("bad, option", [(["-k", "0"], "-k"), (["--max-new-tokens", "0"], "--max-new-tokens"),
                                          (["--top-p", "0"], "top_p"), (["--temperature", "-1"], "temperature"),
-                                         (["--prompt", ""], "--prompt")])
+                                         (["--prompt", ""], "--prompt"),
+                                         (["--int4-draft", "--dtype", "float32"], "--int4-draft")])
 def test_bad_option_is_refused_before_loading(bad, option, tiny_folders, monkeypatch, capsys):
     monkeypatch.setattr(demo, "load_pair", lambda *a, **k: pytest.fail("loaded a pair despite a bad option"))
     assert run_demo(tiny_folders, *bad) == 2
@@ -140,3 +141,9 @@ def test_both_runs_count_their_tokens_on_a_progress_bar(tiny_folders, monkeypatc
     assert [bar.desc for bar in bars] == ["plain decoding", "speculative decoding"]
     assert [(bar.n, bar.total) for bar in bars] == [(12, 12), (12, 12)]  # no EOS in the tiny alphabet's run
     assert "plain decoding" in capsys.readouterr().err  # on stderr: stdout keeps the report
+
+
+def test_the_int4_draft_option_reaches_the_loader(tiny_folders, capsys):
+    assert run_demo(tiny_folders, "--dtype", "int8", "--int4-draft", "-k", "3") == 0
+    out = capsys.readouterr().out
+    assert "int8, int4 draft on cpu" in out and "same tokens as plain greedy decoding: True" in out

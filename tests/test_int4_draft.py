@@ -14,7 +14,7 @@ from specdec_lite.models.quantize import Int8Linear, quantize_model
 from specdec_lite.models.tiny_models import tiny_pair
 
 ARCHS = ["gpt2", "qwen2", "llama"]
-GROUP = 32  # the tiny models are 32 wide
+GROUP = 32  # the tiny models are 32 wide (what to_int4 picks for them)
 
 
 def int8_pair(arch: str):
@@ -66,7 +66,8 @@ def test_the_whole_draft_converts_and_keeps_the_one_function_layer(arch):
     int8_bytes = weight_bytes(pair.draft)
     n_int8 = sum(isinstance(m, Int8Linear) for m in pair.draft.modules())
     served = sum(int8_layer.can_serve(m) for m in pair.draft.modules())
-    assert to_int4(pair.draft, GROUP) == n_int8 and is_int4(pair.draft) and not is_int4(pair.target)
+    assert to_int4(pair.draft) == n_int8 and is_int4(pair.draft) and not is_int4(pair.target)
+    assert {m.group_size for m in pair.draft.modules() if isinstance(m, Int4Linear)} == {GROUP}
     assert not any(isinstance(m, Int8Linear) for m in pair.draft.modules())
     assert sum(int8_layer.can_serve(m) for m in pair.draft.modules()) == served  # 0 for gpt2
     assert weight_bytes(pair.draft) < 0.75 * int8_bytes  # 4 bits a weight, plus a scale and an offset per group

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .quantize import FusedInt8Linear, Int8Linear
+from .quantize import Int8Linear
 
 GROUP_SIZE = 128  # input channels per scale: 64 measured no better agreement on the offline draft (README)
 LEVELS = 15  # 4 bits: codes 0..15
@@ -98,24 +98,29 @@ def int4_from_int8(linear: Int8Linear, group_size: int) -> Int4Linear:
     return Int4Linear(linear.int8_weight.float() * linear.scale[:, None], linear.bias, group_size)
 
 
+def pick_group_size(linears: list[Int8Linear]) -> int:
+    """GROUP_SIZE, or the largest of 64 and 32 that divides every layer's input size (small test models)."""
+    for size in (GROUP_SIZE, 64, 32):
+        if all(linear.in_features % size == 0 for linear in linears):
+            return size
+    raise ValueError(f"no group size of {(GROUP_SIZE, 64, 32)} divides every input size of the model's linears")
+
+
 @torch.inference_mode()
-def to_int4(model: nn.Module, group_size: int = GROUP_SIZE) -> int:
+def to_int4(model: nn.Module, group_size: int | None = None) -> int:
     """Replace every `Int8Linear` of `model` (an int8 model, `precision.load_int8_model`) by an `Int4Linear`, in
-    place; returns how many. ValueError when the model has none or this PyTorch lacks the int4 kernel."""
+    place; returns how many. group_size None: `pick_group_size`. ValueError when the model has no int8 linear,
+    a size does not fit the kernel, or this PyTorch lacks the int4 kernel."""
     if not has_int4_kernel():
         raise ValueError("this PyTorch has no CPU int4 kernel (_weight_int4pack_mm_for_cpu); use the int8 draft")
-    count = 0
-    for module in list(model.modules()):
-        if isinstance(module, FusedInt8Linear):
-            module.fused = int4_from_int8(module.fused, group_size)
-            count += 1
-        for name, child in list(module.named_children()):
-            if isinstance(child, Int8Linear):
-                setattr(module, name, int4_from_int8(child, group_size))
-                count += 1
-    if count == 0:
+    owners = [(module, name, child) for module in model.modules() for name, child in module.named_children()
+              if isinstance(child, Int8Linear)]  # the fused q/k/v and gate/up GEMMs are children of their group
+    if not owners:
         raise ValueError("the model has no int8 linear layer to convert: load it with dtype='int8' first")
-    return count
+    group_size = pick_group_size([child for _, _, child in owners]) if group_size is None else group_size
+    for module, name, child in owners:
+        setattr(module, name, int4_from_int8(child, group_size))
+    return len(owners)
 
 
 def is_int4(model: nn.Module) -> bool:

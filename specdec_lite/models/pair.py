@@ -163,10 +163,10 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, 
 
 
 def weight_count(model: PreTrainedModel) -> int:
-    """How many weights `model` has: its parameters plus the int8 weights and biases of its Int8Linear layers
-    and the table of a bf16 input embedding (`Bf16Lookup`, a buffer)."""
+    """How many weights `model` has: its parameters plus the weights and biases of its Int8Linear and Int4Linear
+    layers and the table of a bf16 input embedding (`Bf16Lookup`, a buffer)."""
     int8 = sum(module.out_features * module.in_features + (0 if module.bias is None else module.bias.numel())
-               for module in model.modules() if isinstance(module, Int8Linear))
+               for module in model.modules() if isinstance(module, (Int8Linear, Int4Linear)))
     int8 += sum(module.weight.numel() for module in model.modules() if isinstance(module, Bf16Lookup))
     return model.num_parameters() + int8  # equal to num_parameters() of the float model it was made from
 

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "float32 and int8 make speculative greedy output identical to plain greedy")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or mps (default: $SPECDEC_LITE_DEVICE, else the best available)")
+    parser.add_argument("--int4-draft", action="store_true",
+                        help="int8 only: give the draft int4 weights (a cheaper draft forward; the tokens stay the "
+                             "int8 target's)")
     parser.add_argument("--draft", default=None, help="draft model: hub id or folder (default: the offline pair)")
     parser.add_argument("--target", default=None, help="target model: hub id or folder (default: the offline pair)")
     parser.add_argument("--raw", action="store_true",
@@ -80,6 +83,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     if not args.prompt:
         raise ValueError("--prompt must not be empty")
     Sampling(args.temperature, args.top_k, args.top_p)  # ValueError naming temperature, top_k or top_p
+    if args.int4_draft and args.dtype not in ("int8", "auto"):
+        raise ValueError(f"--int4-draft needs --dtype int8 (or auto on a CPU), got --dtype {args.dtype}")
 
 
 def announce_first_build(args: argparse.Namespace) -> None:
@@ -172,10 +177,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     announce_first_build(args)
     start = time.perf_counter()
-    pair = load_pair(draft=args.draft, target=args.target, dtype=args.dtype, device=args.device)
+    pair = load_pair(draft=args.draft, target=args.target, dtype=args.dtype, device=args.device,
+                     int4_draft=args.int4_draft)
     print(f"loaded the pair in {time.perf_counter() - start:.1f} s "
           f"(draft {weight_count(pair.draft) / 1e6:.0f}M, target {weight_count(pair.target) / 1e6:.0f}M "
-          f"weights, {str(pair.dtype).removeprefix('torch.')} on {pair.device})", flush=True)
+          f"weights, {str(pair.dtype).removeprefix('torch.')}{', int4 draft' if args.int4_draft else ''} "
+          f"on {pair.device})", flush=True)
     prompt, prompt_note = demo_prompt(pair, args)
     print(prompt_note, flush=True)
     plain, speculative = generate_both(pair, prompt, args)
