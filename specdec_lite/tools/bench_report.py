@@ -245,7 +245,9 @@ def plot(summary: list[dict], report: dict | None, path) -> None:
     left.set_ylabel("speed-up over plain")
     left.legend()
     all_prompts = {r["method"]: r for r in summary if r["category"] == "all"}
-    plot_time_split(middle, [all_prompts[m] for m in methods if "@" not in m])  # another dtype's bars dwarf the rest
+    target_dtype = all_prompts[methods[0]]["dtype"].split("+")[0]  # an int4 draft's pair keeps the int8 target
+    plot_time_split(middle, [all_prompts[m] for m in methods  # another target dtype's bars would dwarf the rest
+                             if all_prompts[m]["dtype"].split("+")[0] == target_dtype])
     middle.tick_params(axis="x", labelrotation=45)
     middle.set(ylabel="ms per emitted token (all prompts)")
     if report:
