@@ -79,7 +79,8 @@ def test_an_int4_draft_leaves_the_int8_targets_tokens_unchanged(arch):
     prompt = torch.tensor([[1, 5, 9, 2, 7]])
     plain = autoregressive_generate(pair, prompt, 24).token_ids
     to_int4(pair.draft, GROUP)
-    for result in (speculative_generate(pair, prompt, 24, k=4), tree_generate(pair, prompt, 24, shape="dynamic", n_nodes=6)):
+    chain = speculative_generate(pair, prompt, 24, k=4)
+    for result in (chain, tree_generate(pair, prompt, 24, shape="dynamic", n_nodes=6)):
         assert result.token_ids == plain
         assert result.stats.accepted > 0  # the int4 draft's guesses do get accepted
 

@@ -30,9 +30,9 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel
 
+from ..models.int4_draft import is_int4
 from ..models.offline_pair import cache_dir, write_file_atomically
 from ..models.pair import ModelPair, weight_bytes
-from ..models.int4_draft import is_int4
 from ..models.precision import cpu_name
 from .autoregressive import autoregressive_generate
 from .inputs import Prompt, context_window, prompt_ids
@@ -245,8 +245,8 @@ COSTS_VERSION = "2"  # raised when the models' forward code changes what a forwa
 
 
 def calibration_key(pair: ModelPair) -> str | None:
-    """What a calibration depends on: both models, dtype (and an int4 draft), device, CPU, threads, torch, the forward code
-    (`COSTS_VERSION`); None for unnamed models."""
+    """What a calibration depends on: both models, dtype (and an int4 draft), device, CPU, threads, torch, the
+    forward code (`COSTS_VERSION`); None for unnamed models."""
     names = [model.config.name_or_path for model in (pair.draft, pair.target)]
     if not all(names):
         return None

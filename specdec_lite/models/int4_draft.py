@@ -9,8 +9,8 @@ the draft may run in a format the target cannot.
 `Int4Linear` replaces an `Int8Linear` of an int8 draft:
   - weights: 4 bits, asymmetric, one scale and one offset per group of `group_size` input
     channels of an output channel; quantized from the int8 weights (w = q8 * s), so no other
-    file is read. Rounding twice adds at most half an int8 step to int4's error, which is
-    about 1/30 of a group's range;
+    file is read. Rounding twice adds at most half an int8 step (1/254 of the row's largest
+    weight) to int4's own error of up to half a 4-bit step (1/30 of the group's range);
   - activations: bfloat16, the input PyTorch's CPU int4 kernel (`_weight_int4pack_mm_for_cpu`)
     takes; the result comes back in float32, as an `Int8Linear`'s does.
 `to_int4(model)` converts every `Int8Linear` in place (the fused q/k/v and gate/up GEMMs and the

@@ -30,8 +30,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from .device import pick_device
-from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
 from .int4_draft import Int4Linear, to_int4
+from .offline_pair import DRAFT_CHUNKS, TARGET_CHUNKS, offline_model_dir
 from .precision import choose_dtype, int8_cache, load_int8_model
 from .quantize import Bf16Lookup, Int8Linear, as_linear
 
@@ -165,10 +165,10 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | None = None, 
 def weight_count(model: PreTrainedModel) -> int:
     """How many weights `model` has: its parameters plus the weights and biases of its Int8Linear and Int4Linear
     layers and the table of a bf16 input embedding (`Bf16Lookup`, a buffer)."""
-    int8 = sum(module.out_features * module.in_features + (0 if module.bias is None else module.bias.numel())
-               for module in model.modules() if isinstance(module, (Int8Linear, Int4Linear)))
-    int8 += sum(module.weight.numel() for module in model.modules() if isinstance(module, Bf16Lookup))
-    return model.num_parameters() + int8  # equal to num_parameters() of the float model it was made from
+    buffers = sum(module.out_features * module.in_features + (0 if module.bias is None else module.bias.numel())
+                  for module in model.modules() if isinstance(module, (Int8Linear, Int4Linear)))
+    buffers += sum(module.weight.numel() for module in model.modules() if isinstance(module, Bf16Lookup))
+    return model.num_parameters() + buffers  # equal to num_parameters() of the float model it was made from
 
 
 def weight_bytes(model: torch.nn.Module) -> int:

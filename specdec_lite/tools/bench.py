@@ -20,8 +20,9 @@ at most 8 nodes, 8 deep, that drafts and verifies only what the pair's measured 
 tokens). For an equal-cost comparison at B verified nodes per step (B = 4, 8, 12, 16): kB (a
 chain, where B <= 8), chainsB (B / 4 chains of depth 4) and treeB (the dynamic tree of B nodes, at
 most 8 deep). Our methods also report draft forwards per step; tree methods count their accepted
-tokens by sibling rank (the draft's 1st, 2nd, 3rd ... guess at the node; JSON `accepted_by_rank`). A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a
-second pair loaded in DTYPE, side by side with the others; @int4draft loads the int8 pair with an int4 draft
+tokens by sibling rank (the draft's 1st, 2nd, 3rd ... guess at the node; JSON `accepted_by_rank`).
+A method name may end in @DTYPE (e.g. plain@bfloat16): that method then runs on a second pair loaded
+in DTYPE, side by side with the others; @int4draft loads the int8 pair with an int4 draft
 (`int4_draft.py`).
 
 The JSON records the dtype of every run and the machine (CPU name and flags, threads, torch), so
