@@ -127,15 +127,10 @@ def test_methods_may_run_on_a_second_dtype():
 
 
 def test_a_pair_with_an_int4_draft_is_recorded_as_such():
-    from specdec_lite import ModelPair
     from specdec_lite.models.int4_draft import to_int4
-    from specdec_lite.models.quantize import quantize_model
-    from specdec_lite.models.tiny_models import tiny_pair
+    from specdec_lite.models.tiny_models import tiny_int8_pair
 
-    pair = tiny_pair("qwen2")
-    for model in (pair.draft, pair.target):
-        quantize_model(model)
-    pair = ModelPair.from_models(pair.draft, pair.target, pair.tokenizer)  # its dtype read from the int8 target
+    pair = tiny_int8_pair("qwen2")
     assert bench.pair_format(pair) == "int8"
     to_int4(pair.draft, 32)
     assert bench.pair_format(pair) == "int8+int4draft"

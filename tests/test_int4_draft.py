@@ -7,23 +7,14 @@ from torch import nn
 
 from specdec_lite import autoregressive_generate, load_pair, speculative_generate, tree_generate
 from specdec_lite.algorithm import theory
-from specdec_lite.models import int8_layer, row_attention
+from specdec_lite.models import int8_layer
 from specdec_lite.models.int4_draft import Int4Linear, dequantize_int4, is_int4, quantize_int4, to_int4
 from specdec_lite.models.pair import weight_bytes
-from specdec_lite.models.quantize import Int8Linear, quantize_model
-from specdec_lite.models.tiny_models import tiny_pair
+from specdec_lite.models.quantize import Int8Linear
+from specdec_lite.models.tiny_models import tiny_int8_pair, tiny_pair
 
 ARCHS = ["gpt2", "qwen2", "llama"]
 GROUP = 32  # the tiny models are 32 wide (what to_int4 picks for them)
-
-
-def int8_pair(arch: str):
-    pair = tiny_pair(arch)
-    for model in (pair.draft, pair.target):
-        quantize_model(model)
-        model.set_attn_implementation(row_attention.NAME)
-        int8_layer.install(model)  # as load_pair(dtype="int8")
-    return pair
 
 
 @pytest.mark.parametrize("group_size", [32, 64])
@@ -62,7 +53,7 @@ def test_bad_sizes_are_refused_with_the_reason():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_the_whole_draft_converts_and_keeps_the_one_function_layer(arch):
-    pair = int8_pair(arch)
+    pair = tiny_int8_pair(arch)
     int8_bytes = weight_bytes(pair.draft)
     n_int8 = sum(isinstance(m, Int8Linear) for m in pair.draft.modules())
     served = sum(int8_layer.can_serve(m) for m in pair.draft.modules())
@@ -75,7 +66,7 @@ def test_the_whole_draft_converts_and_keeps_the_one_function_layer(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_an_int4_draft_leaves_the_int8_targets_tokens_unchanged(arch):
-    pair = int8_pair(arch)
+    pair = tiny_int8_pair(arch)
     prompt = torch.tensor([[1, 5, 9, 2, 7]])
     plain = autoregressive_generate(pair, prompt, 24).token_ids
     to_int4(pair.draft, GROUP)
@@ -86,7 +77,7 @@ def test_an_int4_draft_leaves_the_int8_targets_tokens_unchanged(arch):
 
 
 def test_an_int4_draft_gets_its_own_calibration():
-    pair = int8_pair("qwen2")
+    pair = tiny_int8_pair("qwen2")
     pair.draft.config.name_or_path, pair.target.config.name_or_path = "tiny-draft", "tiny-target"
     before = theory.calibration_key(pair)
     to_int4(pair.draft, GROUP)

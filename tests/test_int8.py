@@ -9,21 +9,12 @@ from torch import nn
 
 from specdec_lite import autoregressive_generate, load_pair, speculative_generate, tree_generate
 from specdec_lite.algorithm.kv_cache import forward_new_tokens, new_cache
-from specdec_lite.models import int8_layer, precision, row_attention
+from specdec_lite.models import precision, row_attention
 from specdec_lite.models.quantize import FusedPart, Int8Linear, int8_matmul, int8_weights, pack_weight, quantize_model, \
     quantize_weight
-from specdec_lite.models.tiny_models import save_tiny_pair, tiny_pair
+from specdec_lite.models.tiny_models import save_tiny_pair, tiny_int8_pair, tiny_pair
 
 ARCHS = ["gpt2", "qwen2", "llama"]
-
-
-def int8_pair(arch: str, **kwargs):
-    pair = tiny_pair(arch, **kwargs)
-    for model in (pair.draft, pair.target):
-        quantize_model(model)
-        model.set_attn_implementation(row_attention.NAME)
-        int8_layer.install(model)  # as load_pair(dtype="int8")
-    return pair
 
 
 def test_int8_linear_is_close_to_float_and_rows_are_independent():
@@ -52,7 +43,7 @@ def test_per_tensor_dynamic_quantization_is_not_row_independent():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_quantized_model_has_no_float_linear_left_and_fuses_projections(arch):
-    model = int8_pair(arch).target
+    model = tiny_int8_pair(arch).target
     kinds = {type(m).__name__ for m in model.modules()}
     assert "Linear" not in kinds and "Conv1D" not in kinds
     assert isinstance(model.get_output_embeddings(), Int8Linear)  # lm_head included
@@ -62,7 +53,7 @@ def test_quantized_model_has_no_float_linear_left_and_fuses_projections(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_verify_forward_equals_one_token_forwards_bit_for_bit(arch):
-    model = int8_pair(arch).target
+    model = tiny_int8_pair(arch).target
     ids = torch.randint(0, model.config.vocab_size, (1, 20), generator=torch.Generator().manual_seed(1))
     together = new_cache(model)
     forward_new_tokens(model, together, ids[:, :14])
@@ -78,7 +69,7 @@ def test_verify_forward_equals_one_token_forwards_bit_for_bit(arch):
 def test_tree_forward_rows_equal_one_token_forwards_along_their_branch_bit_for_bit(arch):
     from specdec_lite.algorithm.token_tree import build_tree, forward_tree_nodes
 
-    model = int8_pair(arch).target
+    model = tiny_int8_pair(arch).target
     ids = torch.randint(0, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(2))
     tree = build_tree(5, [[1, 2, 3], [1, 4], [6, 7]])  # branches at the root and below it: gathered keys
     cache = new_cache(model)
@@ -94,7 +85,7 @@ def test_tree_forward_rows_equal_one_token_forwards_along_their_branch_bit_for_b
 
 def test_row_attention_is_needed_for_exactness():
     """The control: with PyTorch's sdpa the same int8 model's verify rows differ from one-token forwards."""
-    model = int8_pair("qwen2").target
+    model = tiny_int8_pair("qwen2").target
     model.set_attn_implementation("sdpa")
     for seed in range(3):
         ids = torch.randint(0, model.config.vocab_size, (1, 40), generator=torch.Generator().manual_seed(seed))
@@ -121,7 +112,7 @@ def test_visible_keys_are_found_once_per_mask_and_again_for_a_new_mask():
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_int8_speculative_greedy_equals_int8_plain_greedy(arch, k):
-    pair = int8_pair(arch, noise=0.3)
+    pair = tiny_int8_pair(arch, noise=0.3)
     for seed in range(5):
         prompt = torch.randint(0, pair.target.config.vocab_size, (6,), generator=torch.Generator().manual_seed(seed)).tolist()
         plain = autoregressive_generate(pair, prompt, 24, stop_at_eos=False)
@@ -129,7 +120,7 @@ def test_int8_speculative_greedy_equals_int8_plain_greedy(arch, k):
 
 
 def test_int8_tree_greedy_equals_int8_plain_greedy():
-    pair = int8_pair("qwen2", noise=0.3)
+    pair = tiny_int8_pair("qwen2", noise=0.3)
     for seed in range(5):
         prompt = torch.randint(0, pair.target.config.vocab_size, (6,), generator=torch.Generator().manual_seed(seed)).tolist()
         plain = autoregressive_generate(pair, prompt, 20, stop_at_eos=False)

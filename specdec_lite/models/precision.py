@@ -192,7 +192,13 @@ def load_int8_model(name_or_dir: str | Path) -> PreTrainedModel:
     attention row by row. CPU only."""
     cached = int8_cache(name_or_dir)
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.bfloat16).eval()
-    quantize_model(model, saved=SavedTensors(cached))  # each tensor read when its layer asks for it
+    return make_int8(model, saved=SavedTensors(cached))  # each tensor read when its layer asks for it
+
+
+def make_int8(model: PreTrainedModel, saved: Mapping[str, torch.Tensor] | None = None) -> PreTrainedModel:
+    """What dtype "int8" runs, in place: every linear layer int8 (from `saved` weights when given, else
+    quantized now), attention row by row, the one-function layer where it serves. Returns the model."""
+    quantize_model(model, saved=saved)
     return_freed_memory()
     model.set_attn_implementation(row_attention.NAME)  # rows independent: verify == one-token forwards
     int8_layer.install(model)  # the same arithmetic in fewer calls

@@ -4,7 +4,7 @@
 ones; all share a character-level tokenizer with `TINY_VOCAB` tokens. Weights are random but
 seeded, with a large init scale so that logits are well separated (greedy ties are rare).
 `tiny_pair` makes a ModelPair whose draft is the target plus noise, so that
-acceptance is neither 0 nor 1. `save_tiny_pair` writes a draft/target pair to folders so that tests exercise `load_pair`'s
+acceptance is neither 0 nor 1; `tiny_int8_pair` the same pair in int8. `save_tiny_pair` writes a draft/target pair to folders so that tests exercise `load_pair`'s
 real `from_pretrained` path (also with padded embeddings or a draft tokenizer of other ids).
 
 What it does not do: produce sensible text. These models only exercise the mechanics.
@@ -29,6 +29,7 @@ from transformers import (
 )
 
 from .pair import ModelPair
+from .precision import make_int8
 
 TINY_ALPHABET = "abcdefghijklmnopqrstuvwxyz .,!?"
 EOS_TOKEN = "<eos>"
@@ -95,6 +96,12 @@ def tiny_pair(arch: str = "gpt2", seed: int = 0, noise: float = 0.05, vocab_size
     target = tiny_model(arch, seed=seed, vocab_size=vocab_size, attn=attn, dtype=dtype, **model_kwargs)
     draft = perturbed_copy(target, noise, seed=seed + 1)
     return ModelPair(draft, target, tiny_tokenizer(vocab_size), dtype, torch.device("cpu"))
+
+
+def tiny_int8_pair(arch: str = "gpt2", **kwargs) -> ModelPair:
+    """`tiny_pair(arch, **kwargs)` in int8, as `load_pair(dtype="int8")` makes a loaded pair (`precision.make_int8`)."""
+    pair = tiny_pair(arch, **kwargs)
+    return ModelPair(make_int8(pair.draft), make_int8(pair.target), pair.tokenizer, torch.int8, pair.device)
 
 
 def save_tiny_pair(folder: str | Path, arch: str = "gpt2", draft_vocab: int = TINY_VOCAB,
