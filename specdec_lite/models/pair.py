@@ -194,12 +194,14 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
-    """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode (int8: CPU only)."""
+def load_model(name_or_dir: str | Path, dtype: torch.dtype, device: torch.device,
+               pack: bool = True) -> PreTrainedModel:
+    """`from_pretrained` (hub id or folder) in `dtype`, moved to `device`, in eval mode (int8: CPU only; `pack`:
+    see `precision.make_int8`)."""
     if dtype is torch.int8:
         if device.type != "cpu":
             raise ValueError(f"dtype int8 runs on the CPU only (FBGEMM), got device {device}; use bfloat16 or float16")
-        return load_int8_model(name_or_dir)
+        return load_int8_model(name_or_dir, pack=pack)
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=dtype)
     return model.to(device).eval()
 
@@ -249,7 +251,7 @@ def load_pair(
         if dtype is torch.int8 and device.type == "cpu":  # quantize both (once) before loading either: a lower peak
             for name in (draft, target):
                 int8_cache(name)
-        draft_model = load_model(draft, dtype, device)
+        draft_model = load_model(draft, dtype, device, pack=not int4_draft)  # to_int4 reads the plain int8
         target_model = load_model(target, dtype, device)
     if int4_draft:
         to_int4(draft_model)

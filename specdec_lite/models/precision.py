@@ -187,18 +187,21 @@ def int8_cache(name_or_dir: str | Path) -> Path:
     return cached
 
 
-def load_int8_model(name_or_dir: str | Path) -> PreTrainedModel:
+def load_int8_model(name_or_dir: str | Path, pack: bool = True) -> PreTrainedModel:
     """`from_pretrained` in bf16, every linear layer swapped for int8 (quantized once, then read from the cache),
-    attention row by row. CPU only."""
+    attention row by row. CPU only. `pack=False`: see `make_int8`."""
     cached = int8_cache(name_or_dir)
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.bfloat16).eval()
-    return make_int8(model, saved=SavedTensors(cached))  # each tensor read when its layer asks for it
+    return make_int8(model, saved=SavedTensors(cached), pack=pack)  # each tensor read when its layer asks for it
 
 
-def make_int8(model: PreTrainedModel, saved: Mapping[str, torch.Tensor] | None = None) -> PreTrainedModel:
+def make_int8(model: PreTrainedModel, saved: Mapping[str, torch.Tensor] | None = None,
+              pack: bool = True) -> PreTrainedModel:
     """What dtype "int8" runs, in place: every linear layer int8 (from `saved` weights when given, else
-    quantized now), attention row by row, the one-function layer where it serves. Returns the model."""
-    quantize_model(model, saved=saved)
+    quantized now), attention row by row, the one-function layer where it serves. Returns the model.
+    `pack=False` leaves the int8 weights plain (each layer packs them for FBGEMM on first use): for a model
+    converted further, as `int4_draft.to_int4` does, which would otherwise unpack them again."""
+    quantize_model(model, saved=saved, pack=pack)
     return_freed_memory()
     model.set_attn_implementation(row_attention.NAME)  # rows independent: verify == one-token forwards
     int8_layer.install(model)  # the same arithmetic in fewer calls
